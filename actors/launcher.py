@@ -1,0 +1,162 @@
+"""The pipeline launcher: brings the embedded platform up and down, and reads its state.
+
+`Platform` starts what the settings do not point elsewhere (the broker, a local Ray), the store actor
+that owns the warehouse, and P ingest actors. Used as a context manager it stops everything it started,
+whatever ends the block: an exception, Ctrl-C or SIGTERM (the CLI turns SIGTERM into SystemExit).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import ray
+
+from actors.ingest import IngestActor
+from actors.store import start_store_actor
+from mkt_ray.embedded import EmbeddedBroker
+from mkt_ray.errors import MktRayError
+from mkt_ray.kafka import create_topics
+from mkt_ray.pipeline import KPI_1M, QUARANTINE, BatchCounts, pipeline_ddl
+from mkt_ray.settings import Settings
+
+
+def _say(message: str) -> None:
+    print(f"mkt-ray: {message}", file=sys.stderr, flush=True)
+
+
+class Platform:
+    """The running platform: broker, Ray, store actor, ingest actors."""
+
+    def __init__(self, settings: Settings, dashboard: bool = False, say: Callable[[str], None] = _say) -> None:
+        self.settings = settings
+        self.dashboard = dashboard
+        self.say = say
+        self.broker: EmbeddedBroker | None = None
+        self.bootstrap: str | None = settings.kafka.bootstrap_servers
+        self.store: Any = None
+        self.ingest: list[Any] = []
+        self.dashboard_url: str | None = None
+        self._owns_ray = False
+        self._suffix = uuid.uuid4().hex[:8]
+
+    def __enter__(self) -> Platform:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def kafka_conf(self) -> dict[str, Any]:
+        return self.settings.kafka.client_config(self.bootstrap)
+
+    def start(self) -> Platform:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.bootstrap is None:
+            self.broker = EmbeddedBroker(log_path=self.settings.data_dir / "broker.log").start()
+            self.bootstrap = self.broker.bootstrap
+            self.say(f"broker (embedded Tansu) on {self.bootstrap}")
+        create_topics(self.kafka_conf, self.settings.kafka)
+        self._start_ray()
+        self.store = start_store_actor(self.settings, name=f"mkt-store-{self._suffix}")
+        for statement in pipeline_ddl(self.settings.warehouse.database):
+            ray.get(self.store.execute.remote(statement))
+        self.say(f"warehouse ({self.settings.warehouse.backend}) at {self.settings.chdb_path}")
+        self.ingest = [
+            IngestActor.options(name=f"mkt-ingest-{i}-{self._suffix}").remote(self.settings, self.bootstrap, self.store, i)
+            for i in range(self.settings.pipeline.ingest_actors)
+        ]
+        self.say(f"{len(self.ingest)} ingest actor(s) in consumer group {self.settings.kafka.consumer_group}")
+        return self
+
+    def _start_ray(self) -> None:
+        if ray.is_initialized():
+            return
+        context = ray.init(
+            address=self.settings.ray_address,
+            num_cpus=None if self.settings.ray_address else self.settings.ray_num_cpus,
+            include_dashboard=self.dashboard,
+            dashboard_host="127.0.0.1",
+            log_to_driver=False,
+            configure_logging=False,
+        )
+        self._owns_ray = True
+        self.dashboard_url = f"http://{context.dashboard_url}" if context.dashboard_url else None
+        self.say(f"Ray {ray.__version__} ({'cluster ' + self.settings.ray_address if self.settings.ray_address else 'local'})")
+
+    def stop(self) -> None:
+        """Stop everything this platform started (idempotent; each step runs even if one fails)."""
+        for actor in self.ingest:
+            _quietly(lambda a=actor: ray.get(a.stop.remote(), timeout=30))
+            _quietly(lambda a=actor: ray.kill(a))
+        self.ingest = []
+        if self.store is not None:
+            _quietly(lambda: ray.get(self.store.close.remote(), timeout=30))
+            _quietly(lambda: ray.kill(self.store))
+            self.store = None
+        if self._owns_ray:
+            _quietly(ray.shutdown)
+            self._owns_ray = False
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+
+    def stats(self) -> dict[str, Any]:
+        """Counters summed over ingest actors; raises if a member's loop died."""
+        parts = ray.get([a.stats.remote() for a in self.ingest])
+        errors = [f"member {p['member']}: {p['error']}" for p in parts if p["error"]]
+        if errors:
+            raise MktRayError("ingest failed: " + "; ".join(errors))
+        total = BatchCounts()
+        for p in parts:
+            total.add(BatchCounts(p["read"], p["valid"], p["quarantined"], p["duplicate"], p["reasons"]))
+        firsts = [p["first_consumed_ms"] for p in parts if p["first_consumed_ms"]]
+        lasts = [p["last_applied_ms"] for p in parts if p["last_applied_ms"]]
+        return {**total.as_dict(), "first_consumed_ms": min(firsts, default=None), "last_applied_ms": max(lasts, default=None)}
+
+    def wait_until_read(self, expected: int, timeout_s: float, progress_every_s: float = 5.0) -> dict[str, Any]:
+        """Block until the ingest actors have applied `expected` messages; returns their stats."""
+        deadline, next_report = time.monotonic() + timeout_s, time.monotonic() + progress_every_s
+        while True:
+            stats = self.stats()
+            if stats["read"] >= expected:
+                return stats
+            if time.monotonic() > deadline:
+                raise MktRayError(f"only {stats['read']} of {expected} messages applied after {timeout_s:.0f} s")
+            if time.monotonic() > next_report:
+                self.say(f"applied {stats['read']:,} of {expected:,} messages")
+                next_report += progress_every_s
+            time.sleep(0.1)
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
+        return ray.get(self.store.query_rows.remote(sql, params))
+
+    def kpi_totals(self) -> dict[str, dict[str, float]]:
+        """Per-tenant sums of the KPI rows in the warehouse."""
+        db = self.settings.warehouse.database
+        rows = self.query(
+            f"SELECT tenant_id, sum(events), sum(impressions), sum(clicks), sum(conversions), sum(cost), sum(revenue) "
+            f"FROM {db}.{KPI_1M} WHERE tenant_id != '' GROUP BY tenant_id ORDER BY tenant_id"
+        )
+        names = ("events", "impressions", "clicks", "conversions", "cost", "revenue")
+        return {row[0]: {n: (float(v) if n in ("cost", "revenue") else int(v)) for n, v in zip(names, row[1:], strict=True)} for row in rows}
+
+    def quarantine_counts(self) -> dict[str, int]:
+        """Rejected messages per reason code, from the quarantine table (each message once)."""
+        db = self.settings.warehouse.database
+        rows = self.query(f"SELECT reason, count() FROM {db}.{QUARANTINE} FINAL GROUP BY reason ORDER BY reason")
+        return {reason: int(n) for reason, n in rows}
+
+
+def _quietly(step: Callable[[], object]) -> None:
+    try:
+        step()
+    except Exception as exc:  # shutting down: report and go on with the next step
+        _say(f"while stopping: {type(exc).__name__}: {exc}")

@@ -1,0 +1,86 @@
+"""Argument parsing and dispatch; each command lives in its own module and returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mkt_ray.errors import MktRayError
+
+
+def _tenant_list(text: str) -> list[str]:
+    tenants = [t.strip() for t in text.split(",") if t.strip()]
+    if not tenants:
+        raise argparse.ArgumentTypeError("give at least one tenant id, e.g. acme,globex")
+    return tenants
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mkt-ray", description="Real-time marketing measurement on Ray.")
+    parser.add_argument("--config", type=Path, help="YAML settings file (MKT_* environment variables override it)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output to stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("schema", help="print the JSON Schema of event contract v1")
+
+    gen = commands.add_parser("generate", help="write a deterministic synthetic workload (JSONL + ground truth)")
+    gen.add_argument("--events", type=int, required=True, help="number of messages to write")
+    gen.add_argument("--tenants", type=_tenant_list, default=["acme", "globex", "initech"])
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--out", type=Path, required=True, help="output .jsonl file; ground truth goes to FILE.truth.json")
+    gen.add_argument("--invalid-share", type=float, default=0.03, help="share of invalid messages (every reason code)")
+    gen.add_argument("--duplicate-share", type=float, default=0.01, help="share of exact re-sends of valid messages")
+
+    demo = commands.add_parser("demo", help="run the platform over a JSONL file and report one JSON line")
+    demo.add_argument("--input", type=Path, required=True, help="JSONL file, one Kafka message per line")
+    demo.add_argument("--tenants", type=_tenant_list, required=True, help="tenants to register, e.g. acme,globex")
+    demo.add_argument("--json", action="store_true", help="print the report as one JSON line (default: indented)")
+    demo.add_argument("--hold", type=float, default=0.0, metavar="SECONDS", help="keep the platform up after reporting")
+    demo.add_argument("--raw-dir", type=Path, help="where the raw Parquet archive goes (default: inside the data dir)")
+    demo.add_argument("--data-dir", type=Path, help="keep warehouse and logs here (default: a temporary folder)")
+    demo.add_argument("--timeout", type=float, default=600.0, help="give up if not all messages are applied by then")
+
+    up = commands.add_parser("up", help="start the long-running platform (with synthetic traffic unless --no-demo)")
+    up.add_argument("--no-demo", action="store_true", help="no synthetic traffic: wait for real producers")
+    up.add_argument("--rate", type=float, default=200.0, help="synthetic events per second")
+    up.add_argument("--tenants", type=_tenant_list, help="tenants to register (default: the registry, else demo tenants)")
+    up.add_argument("--max-events", type=int, default=2_000_000, help="stop synthetic traffic after this many events")
+    up.add_argument("--status-every", type=float, default=10.0, help="seconds between status lines")
+    return parser
+
+
+def _raise_system_exit(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, _raise_system_exit)  # stop cleanly, as on Ctrl-C
+    try:
+        if args.command == "schema":
+            from mkt_ray.cli._schema import run_schema
+
+            return run_schema()
+        if args.command == "generate":
+            from mkt_ray.cli._generate import run_generate
+
+            return run_generate(args)
+        if args.command == "demo":
+            from mkt_ray.cli._demo import run_demo
+
+            return run_demo(args)
+        from mkt_ray.cli._up import run_up
+
+        return run_up(args)
+    except MktRayError as exc:
+        print(f"mkt-ray: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mkt-ray: interrupted", file=sys.stderr)
+        return 130

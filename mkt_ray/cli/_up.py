@@ -1,0 +1,100 @@
+"""`mkt-ray up`: the long-running platform, with synthetic traffic unless --no-demo."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from mkt_ray.cli._demo import _key
+from mkt_ray.kafka import produce_lines
+from mkt_ray.settings import load_settings
+from mkt_ray.workload import generate_workload
+
+DEMO_TENANTS = ["acme", "globex", "initech"]
+_CHUNK_S = 5.0
+
+
+def _say(message: str) -> None:
+    print(f"mkt-ray: {message}", file=sys.stderr, flush=True)
+
+
+def run_up(args: argparse.Namespace) -> int:
+    from actors.launcher import Platform
+
+    settings = load_settings(args.config)
+    tenants = args.tenants or list(settings.tenants) or DEMO_TENANTS
+    settings = settings.with_tenants(tenants)
+    stop = threading.Event()
+    with Platform(settings, dashboard=True) as platform:
+        traffic = None
+        if not args.no_demo:
+            traffic = threading.Thread(target=_traffic, args=(platform, tenants, args, stop), daemon=True, name="traffic")
+            traffic.start()
+        _banner(platform, tenants, args)
+        try:
+            while True:
+                time.sleep(args.status_every)
+                _status(platform)
+        except (KeyboardInterrupt, SystemExit):
+            _say("stopping (Ctrl-C) ...")
+        finally:
+            stop.set()
+            if traffic is not None:
+                traffic.join(timeout=_CHUNK_S * 2)
+    _say("stopped; nothing left running")
+    return 0
+
+
+def _banner(platform: Any, tenants: list[str], args: argparse.Namespace) -> None:
+    s = platform.settings
+    lines = [
+        "mkt-ray is up",
+        f"  Kafka bootstrap    {platform.bootstrap}   topics: {s.kafka.topic_events}, {s.kafka.topic_quarantine}",
+        f"  Ray dashboard      {platform.dashboard_url or '(not started)'}",
+        f"  warehouse (chDB)   {s.chdb_path.resolve()}   tables: {s.warehouse.database}.kpi_1m, {s.warehouse.database}.quarantine",
+        f"  raw Parquet        {os.path.abspath(s.raw_uri)}",
+        f"  tenants            {', '.join(tenants)}",
+        f"  traffic            {'none (--no-demo): produce to ' + s.kafka.topic_events if args.no_demo else f'synthetic, {args.rate:.0f} events/s'}",
+        "  status every " + f"{args.status_every:.0f} s below; Ctrl-C stops everything",
+    ]
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _status(platform: Any) -> None:
+    stats = platform.stats()
+    kpis = platform.kpi_totals()
+    rss = _rss_mb(platform.broker.pid) if platform.broker else None
+    per_tenant = "; ".join(f"{t}: {k['impressions']:,} impr, {k['clicks']:,} clicks, {k['conversions']:,} conv, "
+                           f"${k['revenue']:,.0f} rev" for t, k in kpis.items())
+    _say(
+        f"read {stats['read']:,}  valid {stats['valid']:,}  quarantined {stats['quarantined']:,}  "
+        f"duplicate {stats['duplicate']:,}" + (f"  broker RSS {rss:.0f} MB" if rss else "") + f"\n    {per_tenant}"
+    )
+
+
+def _rss_mb(pid: int | None) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            line = next(x for x in status if x.startswith("VmRSS:"))
+        return int(line.split()[1]) / 1024
+    except (OSError, StopIteration, TypeError):
+        return None
+
+
+def _traffic(platform: Any, tenants: list[str], args: argparse.Namespace, stop: threading.Event) -> None:
+    """Produce synthetic events in chunks of a few seconds, timestamped around now, until stopped."""
+    per_chunk = max(1, int(args.rate * _CHUNK_S))
+    sent, seed = 0, 1
+    while not stop.is_set() and sent < args.max_events:
+        started = time.monotonic()
+        lines = list(generate_workload(per_chunk, tenants, seed, datetime.now(UTC), span_hours=_CHUNK_S / 3600))
+        sent += produce_lines(platform.kafka_conf, platform.settings.kafka.topic_events, lines, _key)
+        seed += 1
+        stop.wait(max(0.0, _CHUNK_S - (time.monotonic() - started)))
+    if sent >= args.max_events:
+        _say(f"synthetic traffic stopped after {sent:,} events (--max-events bounds the in-memory broker)")

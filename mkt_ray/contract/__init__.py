@@ -1,0 +1,40 @@
+"""The event contract v1 in code: one definition, a fast batch decoder, a reference classifier."""
+
+from mkt_ray.contract._classify import Limits, classify
+from mkt_ray.contract._columns import EventColumns, arrow_schema, columns_from_events
+from mkt_ray.contract._decoder import BatchDecoder, DecodedBatch, DecoderState, Rejection
+from mkt_ray.contract._dedup import DedupIndex
+from mkt_ray.contract._jsonschema import json_schema
+from mkt_ray.contract._outlier import OutlierGuard
+from mkt_ray.contract._reasons import REASON_CODES, Reason
+from mkt_ray.contract._schema import (
+    EVENT_TYPE_CODE,
+    EVENT_TYPES,
+    IDENTITY_FIELDS,
+    SCHEMA_VERSION,
+    USER_LEVEL_TYPES,
+    Event,
+)
+
+__all__ = [
+    "EVENT_TYPES",
+    "EVENT_TYPE_CODE",
+    "IDENTITY_FIELDS",
+    "REASON_CODES",
+    "SCHEMA_VERSION",
+    "USER_LEVEL_TYPES",
+    "BatchDecoder",
+    "DecodedBatch",
+    "DecoderState",
+    "DedupIndex",
+    "Event",
+    "EventColumns",
+    "Limits",
+    "OutlierGuard",
+    "Reason",
+    "Rejection",
+    "arrow_schema",
+    "classify",
+    "columns_from_events",
+    "json_schema",
+]

@@ -1,0 +1,54 @@
+"""Read a topic back: a small helper for tests and the CLI, not the ingest loop (that lives in actors/)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from mkt_ray.errors import BrokerError
+from mkt_ray.kafka._clients import consumer_config
+from mkt_ray.kafka._offsets import _partitions
+
+Record = tuple[int, int, bytes | None, bytes | None]
+
+
+def consume_all(
+    conf: dict[str, Any], topic: str, max_messages: int, timeout: float = 10.0, group_id: str | None = None
+) -> list[Record]:
+    """Up to `max_messages` records of `topic` as (partition, offset, key, value), in arrival order.
+
+    Without `group_id`, reads every partition from its start with no group. With one, joins that consumer
+    group (starting from its committed offsets, else the earliest) and commits what it read before returning.
+    Stops at `max_messages` or after `timeout` seconds, whichever comes first.
+    """
+    group = group_id or f"mkt-ray-reader-{uuid.uuid4().hex}"
+    consumer = Consumer(consumer_config(conf, group))
+    try:
+        if group_id is None:
+            parts = _partitions(consumer, topic, timeout)
+            consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+        else:
+            consumer.subscribe([topic])
+        records = _read(consumer, topic, max_messages, timeout)
+        if group_id is not None and records:
+            consumer.commit(asynchronous=False)
+        return records
+    except KafkaException as exc:
+        raise BrokerError(f"cannot consume topic {topic!r}: {exc}") from exc
+    finally:
+        consumer.close()
+
+
+def _read(consumer: Consumer, topic: str, max_messages: int, timeout: float) -> list[Record]:
+    records: list[Record] = []
+    deadline = time.monotonic() + timeout
+    while len(records) < max_messages and time.monotonic() < deadline:
+        for msg in consumer.consume(min(10_000, max_messages - len(records)), 0.1):
+            err = msg.error()
+            if err is not None:
+                raise BrokerError(f"consuming topic {topic!r} partition {msg.partition()}: {err.str()}")
+            records.append((msg.partition(), msg.offset(), msg.key(), msg.value()))
+    return records

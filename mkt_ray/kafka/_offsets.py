@@ -1,0 +1,83 @@
+"""End offsets and committed offsets of a topic's partitions.
+
+Tansu 0.6.0 answers ListOffsets(latest) with the *base offset of the last record batch* + 1 rather than the
+offset after its last record (1,000 messages in one batch report 1, not 1,000), while the high watermark in its
+Fetch responses is right. So end offsets are read from a fetch at (ListOffsets - 1): on Apache Kafka that is
+the last record and gives the same answer as ListOffsets.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from mkt_ray.errors import BrokerError
+
+
+def _partitions(consumer: Consumer, topic: str, timeout: float) -> list[int]:
+    meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+    if meta is None or meta.error is not None or not meta.partitions:
+        reason = meta.error if meta is not None else "not found"
+        raise BrokerError(f"topic {topic!r} has no partitions ({reason}); create it first (create_topics)")
+    return sorted(meta.partitions)
+
+
+def _offset_reader(conf: dict[str, Any], group_id: str | None = None) -> Consumer:
+    group = group_id or f"mkt-ray-offsets-{uuid.uuid4().hex}"
+    return Consumer({**conf, "group.id": group, "enable.auto.commit": False, "enable.partition.eof": True})
+
+
+def topic_end_offsets(conf: dict[str, Any], topic: str, timeout: float = 10.0) -> dict[int, int]:
+    """The high watermark (offset after the last message) of every partition of `topic`."""
+    consumer = _offset_reader(conf)
+    try:
+        parts = _partitions(consumer, topic, timeout)
+        listed = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout) for p in parts}
+        ends = {p: high for p, (low, high) in listed.items() if high <= low}
+        probe = [TopicPartition(topic, p, high - 1) for p, (low, high) in listed.items() if high > low]
+        ends.update(_fetched_high_watermarks(consumer, topic, probe, timeout))
+        return dict(sorted(ends.items()))
+    except KafkaException as exc:
+        raise BrokerError(f"cannot read the end offsets of topic {topic!r}: {exc}") from exc
+    finally:
+        consumer.close()
+
+
+def _fetched_high_watermarks(
+    consumer: Consumer, topic: str, probe: list[TopicPartition], timeout: float
+) -> dict[int, int]:
+    """Fetch once at each probe offset and read the high watermark the Fetch response carried."""
+    if not probe:
+        return {}
+    consumer.assign(probe)
+    pending = {tp.partition for tp in probe}
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for msg in consumer.consume(1000, 0.1):
+            err = msg.error()
+            if err is not None and err.code() != KafkaError._PARTITION_EOF:
+                raise BrokerError(f"fetching topic {topic!r} partition {msg.partition()}: {err.str()}")
+            pending.discard(msg.partition())
+    if pending:
+        raise BrokerError(
+            f"topic {topic!r} partitions {sorted(pending)} did not answer a fetch in {timeout:.0f} s"
+        )
+    return {tp.partition: consumer.get_watermark_offsets(tp, cached=True)[1] for tp in probe}
+
+
+def committed_offsets(conf: dict[str, Any], group: str, topic: str, timeout: float = 10.0) -> dict[int, int]:
+    """The offsets `group` committed on each partition of `topic`; partitions with no commit are left out."""
+    consumer = _offset_reader(conf, group)
+    try:
+        parts = _partitions(consumer, topic, timeout)
+        committed = consumer.committed([TopicPartition(topic, p) for p in parts], timeout=timeout)
+    except KafkaException as exc:
+        raise BrokerError(
+            f"cannot read the offsets group {group!r} committed on topic {topic!r}: {exc}"
+        ) from exc
+    finally:
+        consumer.close()
+    return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}

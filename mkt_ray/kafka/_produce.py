@@ -1,0 +1,85 @@
+"""Produce lines as messages, fast: no Python callback per message, poll only when the queue is full."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from mkt_ray.errors import BrokerError
+from mkt_ray.kafka._clients import producer_config
+
+KeyFn = Callable[[bytes], bytes | str | None]
+_PROGRESS_EVERY = 10_000
+
+
+class _DeliveryErrors:
+    """Collects failed deliveries and fatal producer errors (only errors are reported, see producer_config)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: str | None = None
+
+    def on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self.count += 1
+            self.first = self.first or f"partition {msg.partition()}: {err.str()}"
+
+    def on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self.count += 1
+            self.first = self.first or f"fatal producer error: {err.str()}"
+
+
+def produce_lines(
+    conf: dict[str, Any],
+    topic: str,
+    lines: Iterable[bytes],
+    key_fn: KeyFn,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Produce each line as one message keyed by `key_fn(line)` (None = no key); returns how many were sent.
+
+    Flushes before returning; raises BrokerError if any message could not be delivered.
+    `progress(n)` gets the running count every 10,000 messages and the total at the end (each count once).
+    """
+    errors = _DeliveryErrors()
+    producer = Producer(
+        {**producer_config(conf), "on_delivery": errors.on_delivery, "error_cb": errors.on_error}
+    )
+    count = _produce_all(producer, topic, lines, key_fn, progress)
+    remaining = producer.flush()
+    if progress is not None and (count == 0 or count % _PROGRESS_EVERY):
+        progress(count)
+    if errors.count or remaining:
+        raise BrokerError(
+            f"{errors.count + remaining} of {count} messages to topic {topic!r} were not delivered"
+            f" (first: {errors.first or 'still queued after flush'}); check that the broker is up and the topic exists"
+        )
+    return count
+
+
+def _produce_all(
+    producer: Producer,
+    topic: str,
+    lines: Iterable[bytes],
+    key_fn: KeyFn,
+    progress: Callable[[int], None] | None,
+) -> int:
+    produce, poll = producer.produce, producer.poll
+    count = 0
+    for line in lines:
+        key = key_fn(line)
+        while True:
+            try:
+                produce(topic, line, key)
+                break
+            except BufferError:
+                poll(0.01)  # the local queue is full: let librdkafka send and serve delivery reports
+        count += 1
+        if count % _PROGRESS_EVERY == 0:
+            poll(0)
+            if progress is not None:
+                progress(count)
+    return count

@@ -1,0 +1,57 @@
+"""The warehouse tables the pipeline writes, as ClickHouse DDL (the same SQL runs on chDB)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+KPI_1M = "kpi_1m"
+QUARANTINE = "quarantine"
+
+KPI_COUNTS = ("events", "impressions", "clicks", "conversions")
+KPI_AMOUNTS = ("cost", "revenue")
+
+# One row per (tenant, campaign, source, minute) per applied batch; a query sums them. The partition and
+# offset range are the ledger: a restarted consumer resumes after the highest applied offset.
+KPI_1M_SCHEMA = pa.schema(
+    [
+        ("tenant_id", pa.string()),
+        ("campaign_id", pa.string()),
+        ("source", pa.string()),
+        ("window_start_ms", pa.int64()),
+        *[(name, pa.int64()) for name in KPI_COUNTS],
+        *[(name, pa.float64()) for name in KPI_AMOUNTS],
+        ("partition", pa.int32()),
+        ("first_offset", pa.int64()),
+        ("last_offset", pa.int64()),
+        ("applied_ms", pa.int64()),
+    ]
+)
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("reason", pa.string()),
+        ("tenant_id", pa.string()),
+        ("raw", pa.binary()),
+        ("partition", pa.int32()),
+        ("offset", pa.int64()),
+        ("quarantined_ms", pa.int64()),
+    ]
+)
+
+
+def pipeline_ddl(database: str) -> list[str]:
+    """CREATE statements for the pipeline's tables (idempotent)."""
+    settings = "SETTINGS non_replicated_deduplication_window = 10000"
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {database}.{KPI_1M} (
+            tenant_id LowCardinality(String), campaign_id String, source LowCardinality(String),
+            window_start_ms Int64, events Int64, impressions Int64, clicks Int64, conversions Int64,
+            cost Float64, revenue Float64, partition Int32, first_offset Int64, last_offset Int64,
+            applied_ms Int64
+        ) ENGINE = MergeTree PARTITION BY toYYYYMMDD(fromUnixTimestamp64Milli(window_start_ms))
+        ORDER BY (tenant_id, campaign_id, source, window_start_ms, partition, first_offset) {settings}""",
+        f"""CREATE TABLE IF NOT EXISTS {database}.{QUARANTINE} (
+            reason LowCardinality(String), tenant_id String, raw String, partition Int32, offset Int64,
+            quarantined_ms Int64
+        ) ENGINE = ReplacingMergeTree ORDER BY (partition, offset) {settings}""",
+    ]

@@ -1,0 +1,217 @@
+"""One frozen settings model per process (MKT_ environment prefix, optional YAML file).
+
+Built once at the entrypoint (`load_settings`) and passed down; nothing else reads the environment.
+Nested keys use `__` in the environment: `MKT_KAFKA__BOOTSTRAP_SERVERS=host:9092`,
+`MKT_TENANTS='{"acme": {"consent_required": true}}'`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from mkt_ray.contract._schema import TENANT_ID_PATTERN, is_valid_tenant_id
+from mkt_ray.errors import ConfigError
+
+_CONFIG_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("mkt_config_file", default=None)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AlertThresholds(_Frozen):
+    """Per-window KPI thresholds; a breach on a closed window raises one alert. None = off."""
+
+    ctr_below: float | None = None
+    cvr_below: float | None = None
+    cpa_above: float | None = None
+    roas_below: float | None = None
+    spend_above: float | None = None
+
+
+class TenantConfig(_Frozen):
+    """A registered tenant and its options."""
+
+    lookback_days: float = Field(30.0, gt=0)
+    half_life_days: float = Field(7.0, gt=0)
+    position_first: float = Field(0.4, ge=0, le=1)
+    position_last: float = Field(0.4, ge=0, le=1)
+    consent_required: bool = False
+    allowed_lateness_s: float = Field(60.0, ge=0)
+    thresholds: AlertThresholds = AlertThresholds()
+    channel_aliases: dict[str, str] = {}
+    probabilistic_matching: bool = False
+
+    @model_validator(mode="after")
+    def _position_weights_fit(self) -> TenantConfig:
+        if self.position_first + self.position_last > 1.0:
+            raise ValueError("position_first + position_last must be at most 1")
+        return self
+
+
+class KafkaSettings(_Frozen):
+    """Where the events come from. `bootstrap_servers=None` starts the embedded broker."""
+
+    bootstrap_servers: str | None = None
+    topic_events: str = "marketing-events"
+    topic_quarantine: str = "marketing-events-quarantine"
+    topic_signals: str = "analytics-signals"
+    topic_alerts: str = "analytics-alerts"
+    partitions: int = Field(4, ge=1, le=256)
+    retention_days: int = Field(90, ge=1)
+    consumer_group: str = "mkt-ray-ingest"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: Path | None = None
+    ssl_certificate_location: Path | None = None
+    ssl_key_location: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    # any other librdkafka property, passed through unchanged (e.g. {"ssl.endpoint.identification.algorithm": "none"})
+    extra: dict[str, str] = {}
+
+    def client_config(self, bootstrap: str | None = None) -> dict[str, Any]:
+        """librdkafka properties shared by producers, consumers and the admin client."""
+        servers = bootstrap or self.bootstrap_servers
+        if not servers:
+            raise ConfigError("kafka.bootstrap_servers is not set and no embedded broker is running")
+        conf: dict[str, Any] = {"bootstrap.servers": servers, "security.protocol": self.security_protocol}
+        optional = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password.get_secret_value() if self.sasl_password else None,
+            "ssl.ca.location": self.ssl_ca_location,
+            "ssl.certificate.location": self.ssl_certificate_location,
+            "ssl.key.location": self.ssl_key_location,
+            "ssl.key.password": self.ssl_key_password.get_secret_value() if self.ssl_key_password else None,
+        }
+        conf.update({k: str(v) for k, v in optional.items() if v is not None})
+        conf.update(self.extra)
+        return conf
+
+
+class WarehouseSettings(_Frozen):
+    """The aggregate store: embedded chDB (default) or a ClickHouse server."""
+
+    backend: Literal["chdb", "clickhouse"] = "chdb"
+    database: str = Field("mkt", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    chdb_path: Path | None = None  # default: <data_dir>/warehouse
+    url: str | None = None  # e.g. https://clickhouse.internal:8443
+    username: str = "default"
+    password: SecretStr = SecretStr("")
+    verify_tls: bool = True
+    ca_cert: Path | None = None
+
+
+class RawStoreSettings(_Frozen):
+    """Immutable raw events as Parquet: a local folder or an s3:// URI."""
+
+    uri: str | None = None  # default: <data_dir>/raw
+
+
+class PipelineSettings(_Frozen):
+    ingest_actors: int = Field(1, ge=1, le=16)
+    shards: int = Field(2, ge=1, le=64)
+    batch_size: int = Field(10_000, ge=1)
+    poll_timeout_s: float = Field(0.2, gt=0)
+
+
+class ContractSettings(_Frozen):
+    """Limits of the event contract that an operator may tune."""
+
+    max_message_bytes: int = Field(64 * 1024, ge=1024)
+    max_future_s: float = Field(300.0, ge=0)
+    retention_days: float = Field(90.0, gt=0)
+    dedup_window_hours: float = Field(24.0, gt=0)
+    outlier_min_samples: int = Field(50, ge=5)
+    outlier_threshold: float = Field(8.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """Everything one mkt-ray process needs to know. Frozen; build it with `load_settings`."""
+
+    model_config = SettingsConfigDict(env_prefix="MKT_", env_nested_delimiter="__", frozen=True, extra="forbid")
+
+    data_dir: Path = Path(".mkt-ray")
+    kafka: KafkaSettings = KafkaSettings()
+    warehouse: WarehouseSettings = WarehouseSettings()
+    raw_store: RawStoreSettings = RawStoreSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    contract: ContractSettings = ContractSettings()
+    tenants: dict[str, TenantConfig] = {}
+    serve_host: str = "127.0.0.1"
+    serve_port: int = Field(8000, ge=0, le=65535)
+    ray_address: str | None = None  # None: start a local Ray
+    ray_num_cpus: int = Field(2, ge=1)
+
+    @field_validator("tenants")
+    @classmethod
+    def _tenant_ids_valid(cls, tenants: dict[str, TenantConfig]) -> dict[str, TenantConfig]:
+        for tenant_id in tenants:
+            if not is_valid_tenant_id(tenant_id):
+                raise ValueError(f"tenant id {tenant_id!r} must match {TENANT_ID_PATTERN}")
+        return tenants
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _CONFIG_FILE.get()
+        if config_file is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def chdb_path(self) -> Path:
+        return self.warehouse.chdb_path or self.data_dir / "warehouse"
+
+    @property
+    def raw_uri(self) -> str:
+        return self.raw_store.uri or str(self.data_dir / "raw")
+
+    def with_tenants(self, tenant_ids: list[str]) -> Settings:
+        """A copy with these tenants registered (existing entries keep their options)."""
+        tenants = dict(self.tenants)
+        for tenant_id in tenant_ids:
+            tenants.setdefault(tenant_id, TenantConfig())
+        return self.model_copy(update={"tenants": self._tenant_ids_valid(tenants)})
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build the process's settings: overrides > MKT_ environment > YAML file > defaults."""
+    path = Path(config_file) if config_file else None
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    token = _CONFIG_FILE.set(path)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        where = f" (config file {path})" if path else ""
+        raise ConfigError(f"invalid settings{where}:\n{exc}") from exc
+    finally:
+        _CONFIG_FILE.reset(token)

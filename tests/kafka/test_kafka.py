@@ -1,0 +1,145 @@
+"""Kafka helpers against the real embedded broker (Tansu): topics, configs, produce, consume, offsets."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from mkt_ray.embedded import free_port
+from mkt_ray.errors import BrokerError
+from mkt_ray.kafka import (
+    committed_offsets,
+    consume_all,
+    consumer_config,
+    create_topics,
+    produce_lines,
+    producer_config,
+    topic_end_offsets,
+    topic_names,
+)
+from mkt_ray.settings import KafkaSettings
+
+DAY_MS = 86_400_000
+
+
+def event_line(i: int, tenants: int = 7) -> bytes:
+    """A 300-byte JSON line whose first field is its tenant."""
+    head = b'{"tenant_id":"t%02d","seq":%08d,"pad":"' % (i % tenants, i)
+    return head + b"x" * (300 - len(head) - 2) + b'"}'
+
+
+def tenant_key(line: bytes) -> bytes:
+    return line[14:17]
+
+
+def test_create_topics_partitions_and_retention(kafka_conf: dict[str, Any], kafka_settings: Callable) -> None:
+    kafka = kafka_settings(partitions=3, retention_days=7)
+    assert sorted(create_topics(kafka_conf, kafka)) == sorted(topic_names(kafka))
+    admin = AdminClient(kafka_conf)
+    metadata = admin.list_topics(timeout=10).topics
+    assert {name: len(metadata[name].partitions) for name in topic_names(kafka)} == dict.fromkeys(
+        topic_names(kafka), 3
+    )
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in topic_names(kafka)]
+    for future in admin.describe_configs(resources).values():
+        configs = future.result(timeout=10)
+        assert (configs["retention.ms"].value, configs["retention.bytes"].value) == (str(7 * DAY_MS), "-1")
+
+
+def test_create_topics_twice_is_fine(kafka_conf: dict[str, Any], kafka_settings: Callable) -> None:
+    kafka = kafka_settings(partitions=2)
+    assert len(create_topics(kafka_conf, kafka)) == 4
+    assert create_topics(kafka_conf, kafka) == []
+    metadata = AdminClient(kafka_conf).list_topics(timeout=10).topics
+    assert [len(metadata[name].partitions) for name in topic_names(kafka)] == [2, 2, 2, 2]
+
+
+def test_produce_consume_commit_round_trip(kafka_conf: dict[str, Any], new_topic: Callable[..., str]) -> None:
+    topic, group, n = new_topic(partitions=4), f"group-{uuid.uuid4().hex[:8]}", 25_000
+    lines = [event_line(i) for i in range(n)]
+    seen: list[int] = []
+    assert produce_lines(kafka_conf, topic, lines, tenant_key, progress=seen.append) == n
+    assert seen == [10_000, 20_000, 25_000]
+
+    ends = topic_end_offsets(kafka_conf, topic)
+    assert sorted(ends) == [0, 1, 2, 3] and sum(ends.values()) == n
+    assert committed_offsets(kafka_conf, group, topic) == {}
+
+    records = consume_all(kafka_conf, topic, max_messages=n, timeout=30, group_id=group)
+    assert sorted(value for _, _, _, value in records) == sorted(lines)
+    assert all(value is not None and key == tenant_key(value) for _, _, key, value in records)
+    # one key, one partition; offsets per partition are exactly 0..count-1
+    assert all(len({p for p, _, k, _ in records if k == key}) == 1 for key in {r[2] for r in records})
+    per_partition = Counter(p for p, _, _, _ in records)
+    assert {p: sorted(o for q, o, _, _ in records if q == p) for p in per_partition} == {
+        p: list(range(count)) for p, count in per_partition.items()
+    }
+    assert dict(per_partition) == {p: end for p, end in ends.items() if end}
+    assert committed_offsets(kafka_conf, group, topic) == {p: end for p, end in ends.items() if end}
+
+
+def test_end_offsets_count_records_not_batches(
+    kafka_conf: dict[str, Any], new_topic: Callable[..., str]
+) -> None:
+    # Tansu's ListOffsets says "last batch base offset + 1"; 3 produce calls of batched records must still read 3 * 1000
+    topic = new_topic(partitions=1)
+    for _ in range(3):
+        produce_lines(kafka_conf, topic, (event_line(i) for i in range(1000)), lambda line: None)
+    assert topic_end_offsets(kafka_conf, topic) == {0: 3000}
+
+
+def test_empty_topic_offsets(kafka_conf: dict[str, Any], new_topic: Callable[..., str]) -> None:
+    topic = new_topic(partitions=2)
+    assert topic_end_offsets(kafka_conf, topic) == {0: 0, 1: 0}
+    assert produce_lines(kafka_conf, topic, [], tenant_key) == 0
+    assert consume_all(kafka_conf, topic, max_messages=1, timeout=0.5) == []
+
+
+def test_consume_all_without_group_reads_from_start(
+    kafka_conf: dict[str, Any], new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic(partitions=1)
+    produce_lines(kafka_conf, topic, [b"a", b"b", b"c"], lambda line: None)
+    assert consume_all(kafka_conf, topic, max_messages=3) == [
+        (0, 0, None, b"a"),
+        (0, 1, None, b"b"),
+        (0, 2, None, b"c"),
+    ]
+    assert consume_all(kafka_conf, topic, max_messages=2) == [(0, 0, None, b"a"), (0, 1, None, b"b")]
+
+
+def test_offsets_of_a_missing_topic_is_an_error(kafka_conf: dict[str, Any]) -> None:
+    with pytest.raises(BrokerError, match="no partitions"):
+        topic_end_offsets({**kafka_conf, "allow.auto.create.topics": False}, f"missing-{uuid.uuid4().hex}")
+
+
+def test_undeliverable_messages_raise() -> None:
+    conf = {"bootstrap.servers": f"127.0.0.1:{free_port()}", "message.timeout.ms": 500, "log_level": 0}
+    with pytest.raises(BrokerError, match="2 of 2 messages to topic 'nowhere' were not delivered"):
+        produce_lines(conf, "nowhere", [b"a", b"b"], lambda line: None)
+
+
+def test_client_configs_keep_caller_keys() -> None:
+    base = {"bootstrap.servers": "h:1", "linger.ms": 50}
+    produced = producer_config(base)
+    assert (produced["linger.ms"], produced["compression.type"], produced["enable.idempotence"]) == (
+        50,
+        "lz4",
+        True,
+    )
+    consumed = consumer_config({**base, "group.id": "ignored"}, "ingest")
+    assert (consumed["group.id"], consumed["enable.auto.commit"], consumed["auto.offset.reset"]) == (
+        "ingest",
+        False,
+        "earliest",
+    )
+    assert base == {"bootstrap.servers": "h:1", "linger.ms": 50}
+    assert KafkaSettings().client_config("h:1") == {
+        "bootstrap.servers": "h:1",
+        "security.protocol": "PLAINTEXT",
+    }
