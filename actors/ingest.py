@@ -20,7 +20,6 @@ from typing import Any
 import confluent_kafka as ck
 import numpy as np
 import ray
-from ray.actor import ActorHandle
 
 from mkt_ray.contract import BatchDecoder, Limits
 from mkt_ray.errors import BrokerError
@@ -34,8 +33,9 @@ log = logging.getLogger("mkt_ray.ingest")
 
 @ray.remote(num_cpus=0.25, max_concurrency=4, max_restarts=-1)
 class IngestActor:
-    def __init__(self, settings: Settings, bootstrap: str, store: ActorHandle, member: int = 0) -> None:
-        self._settings, self._store, self._member = settings, store, member
+    def __init__(self, settings: Settings, bootstrap: str, store_name: str, member: int = 0) -> None:
+        # the store is looked up by name: a handle argument would pin it in the object store across restarts
+        self._settings, self._store, self._member = settings, ray.get_actor(store_name), member
         conf = settings.kafka.client_config(bootstrap)
         self._consumer = ck.Consumer(
             {**consumer_config(conf, settings.kafka.consumer_group), "client.id": f"ingest-{member}"}

@@ -17,7 +17,7 @@ import ray
 
 from actors.ingest import IngestActor
 from actors.store import start_store_actor
-from mkt_ray.embedded import EmbeddedBroker
+from mkt_ray.embedded import EmbeddedBroker, Reaper
 from mkt_ray.errors import MktRayError
 from mkt_ray.kafka import create_topics
 from mkt_ray.pipeline import KPI_1M, QUARANTINE, BatchCounts, pipeline_ddl
@@ -41,6 +41,7 @@ class Platform:
         self.ingest: list[Any] = []
         self.dashboard_url: str | None = None
         self._owns_ray = False
+        self._reaper = Reaper()
         self._suffix = uuid.uuid4().hex[:8]
 
     def __enter__(self) -> Platform:
@@ -54,23 +55,28 @@ class Platform:
         self.stop()
 
     @property
+    def store_name(self) -> str:
+        return f"mkt-store-{self._suffix}"
+
+    @property
     def kafka_conf(self) -> dict[str, Any]:
         return self.settings.kafka.client_config(self.bootstrap)
 
     def start(self) -> Platform:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self._reaper.start()  # ends what we start here if this process is killed outright
         if self.bootstrap is None:
             self.broker = EmbeddedBroker(log_path=self.settings.data_dir / "broker.log").start()
             self.bootstrap = self.broker.bootstrap
             self.say(f"broker (embedded Tansu) on {self.bootstrap}")
         create_topics(self.kafka_conf, self.settings.kafka)
         self._start_ray()
-        self.store = start_store_actor(self.settings, name=f"mkt-store-{self._suffix}")
+        self.store = start_store_actor(self.settings, name=self.store_name)
         for statement in pipeline_ddl(self.settings.warehouse.database):
             ray.get(self.store.execute.remote(statement))
         self.say(f"warehouse ({self.settings.warehouse.backend}) at {self.settings.chdb_path}")
         self.ingest = [
-            IngestActor.options(name=f"mkt-ingest-{i}-{self._suffix}").remote(self.settings, self.bootstrap, self.store, i)
+            IngestActor.options(name=f"mkt-ingest-{i}-{self._suffix}").remote(self.settings, self.bootstrap, self.store_name, i)
             for i in range(self.settings.pipeline.ingest_actors)
         ]
         self.say(f"{len(self.ingest)} ingest actor(s) in consumer group {self.settings.kafka.consumer_group}")
@@ -107,6 +113,7 @@ class Platform:
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
+        self._reaper.stop()
 
     def stats(self) -> dict[str, Any]:
         """Counters summed over ingest actors; raises if a member's loop died."""

@@ -1,5 +1,6 @@
-"""Embedded stand-ins for the production services: the Kafka-compatible broker (Tansu)."""
+"""Embedded stand-ins for the production services (the Kafka-compatible broker), and their clean-up."""
 
 from mkt_ray.embedded._broker import EmbeddedBroker, free_port
+from mkt_ray.embedded._reaper import Reaper, descendants
 
-__all__ = ["EmbeddedBroker", "free_port"]
+__all__ = ["EmbeddedBroker", "Reaper", "descendants", "free_port"]

@@ -36,8 +36,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _death_signal_hook() -> Callable[[], None] | None:
-    """A preexec_fn that makes the kernel SIGKILL the child when its parent dies (Linux only).
+def death_signal_hook(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
+    """A preexec_fn that makes the kernel send `sig` to the child when its parent dies (Linux only).
 
     PR_SET_PDEATHSIG fires when the *thread* that forked exits, so start the broker from a thread that lives
     as long as the process (the main thread, or an actor's own thread).
@@ -48,7 +48,7 @@ def _death_signal_hook() -> Callable[[], None] | None:
     parent = os.getpid()
 
     def hook() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
         if os.getppid() != parent:  # the parent died between fork and prctl
             os._exit(1)
 
@@ -140,7 +140,7 @@ class EmbeddedBroker:
                 env={**os.environ, "NO_COLOR": "1"},  # plain log lines for the error message's tail
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_death_signal_hook(),
+                preexec_fn=death_signal_hook(),
             )
         except OSError as exc:
             self._close_log()
