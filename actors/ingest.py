@@ -1,11 +1,15 @@
 """IngestActor: one member of the consumer group on `marketing-events`.
 
-Consume a batch, decode it with the contract code, write rejects to the quarantine topic and table and
-the batch's KPI rows (which carry its offset ledger) to the warehouse, then commit. A restarted member
-resumes after the highest offset the warehouse already holds for each partition it is assigned, so a
-batch applied before a crash is not applied again. Rebalance roles (house style): assign = restore
-from the ledger; revoke = nothing pending, because every batch is committed before the next poll;
-lost = drop without committing.
+Consume a batch, decode it partition by partition with the contract code, then, before committing:
+write valid events to the raw archive, rejects to the quarantine topic and table, and the batch's KPI
+window rows to the warehouse in one insert. That insert is the commit point: its rows carry the
+partition and offset range they cover (the ledger), and one insert is applied all or nothing.
+
+Taking over a partition (house-style rebalance roles): assign = restore. The member reads the ledger
+(L = highest applied offset), removes raw files an unfinished batch left after L, loads the newest
+decoder checkpoint at or before L, and consumes from just after the checkpoint: offsets up to L are
+decoded again only to rebuild the decoder's state, later ones are applied. Revoke: nothing is pending,
+every batch is committed before the next poll. Lost: drop without committing.
 """
 
 from __future__ import annotations
@@ -21,14 +25,23 @@ import confluent_kafka as ck
 import numpy as np
 import ray
 
-from mkt_ray.contract import BatchDecoder, Limits
+from mkt_ray.contract import BatchDecoder, DecoderState, Limits
 from mkt_ray.errors import BrokerError
 from mkt_ray.kafka import consumer_config, producer_config
-from mkt_ray.pipeline import KPI_1M, QUARANTINE, BatchCounts, BatchOutput, process_batch
-from mkt_ray.rawstore import archive_events
+from mkt_ray.pipeline import (
+    KPI,
+    QUARANTINE,
+    BatchCounts,
+    BatchOutput,
+    load_checkpoint,
+    process_batch,
+    save_checkpoint,
+)
+from mkt_ray.rawstore import archive_events, remove_after, slice_name
 from mkt_ray.settings import Settings
 
 log = logging.getLogger("mkt_ray.ingest")
+_LATENCY_SAMPLES = 200_000
 
 
 @ray.remote(num_cpus=0.25, max_concurrency=4, max_restarts=-1)
@@ -37,12 +50,14 @@ class IngestActor:
         # the store is looked up by name: a handle argument would pin it in the object store across restarts
         self._settings, self._store, self._member = settings, ray.get_actor(store_name), member
         conf = settings.kafka.client_config(bootstrap)
-        self._consumer = ck.Consumer(
-            {**consumer_config(conf, settings.kafka.consumer_group), "client.id": f"ingest-{member}"}
-        )
+        self._consumer = ck.Consumer({**consumer_config(conf, settings.kafka.consumer_group), "client.id": f"ingest-{member}"})
         self._producer = ck.Producer(producer_config(conf))
-        self._decoder = BatchDecoder(settings.tenants, Limits.from_settings(settings.contract))
+        self._limits = Limits.from_settings(settings.contract)
+        self._decoders: dict[int, BatchDecoder] = {}
+        self._applied: dict[int, int] = {}  # partition -> offset through which a restart only replays
+        self._checkpointed_at: dict[int, float] = {}
         self._counts = BatchCounts()
+        self._latencies = np.zeros(0, np.int64)
         self._first_consumed_ms: int | None = None
         self._last_applied_ms: int | None = None
         self._error: str | None = None
@@ -51,12 +66,14 @@ class IngestActor:
         self._thread.start()
 
     def stats(self) -> dict[str, Any]:
-        """Counters since this incarnation started; `error` is set if the loop died."""
+        """Counters since this incarnation started, a latency sample (ms); `error` is set if the loop died."""
         return {
             **self._counts.as_dict(),
             "member": self._member,
             "first_consumed_ms": self._first_consumed_ms,
             "last_applied_ms": self._last_applied_ms,
+            "latency_ms": self._latencies.copy(),
+            "assigned": sorted(self._decoders),
             "error": self._error,
         }
 
@@ -68,12 +85,13 @@ class IngestActor:
     def _run(self) -> None:
         kafka, pipeline = self._settings.kafka, self._settings.pipeline
         try:
-            self._consumer.subscribe([kafka.topic_events], on_assign=self._on_assign, on_lost=self._on_lost)
+            self._consumer.subscribe([kafka.topic_events], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                     on_lost=self._on_lost)
             while not self._stop.is_set():
                 messages = self._consumer.consume(pipeline.batch_size, pipeline.poll_timeout_s)
                 if messages:
                     self._apply([m for m in messages if not _skippable(m)])
-        except Exception as exc:  # a bug or a broken dependency: surface it through stats(), then crash
+        except Exception as exc:  # a bug or a broken dependency: surface it through stats()
             self._error = f"{type(exc).__name__}: {exc}"
             log.exception("ingest member %s stopped", self._member)
         finally:
@@ -85,54 +103,82 @@ class IngestActor:
             return
         now_ms = int(time.time() * 1000)
         self._first_consumed_ms = self._first_consumed_ms or now_ms
-        partitions = np.fromiter((m.partition() for m in messages), np.int32, len(messages))
-        offsets = np.fromiter((m.offset() for m in messages), np.int64, len(messages))
-        out = process_batch(self._decoder, [m.value() for m in messages], partitions, offsets, now_ms)
-        self._write(out)
-        topic = self._settings.kafka.topic_events
-        self._consumer.commit(
-            offsets=[ck.TopicPartition(topic, p, last + 1) for p, (_, last) in out.ranges.items()],
-            asynchronous=False,
-        )
+        n = len(messages)
+        partitions = np.fromiter((m.partition() for m in messages), np.int32, n)
+        offsets = np.fromiter((m.offset() for m in messages), np.int64, n)
+        created = np.fromiter((m.timestamp()[1] for m in messages), np.int64, n)
+        out = process_batch(self._decoder_for, [m.value() for m in messages], partitions, offsets, now_ms,
+                            self._applied, created)
+        if out.ranges:
+            self._write(out)
+            topic = self._settings.kafka.topic_events
+            self._consumer.commit(offsets=[ck.TopicPartition(topic, p, last + 1) for p, (_, last) in out.ranges.items()],
+                                  asynchronous=False)
+        applied_ms = int(time.time() * 1000)
         self._counts.add(out.counts)
-        self._last_applied_ms = int(time.time() * 1000)
+        self._record_latency(applied_ms - out.created_ms)
+        self._last_applied_ms = applied_ms
+        self._checkpoint_due(out.ranges)
+
+    def _decoder_for(self, partition: int) -> BatchDecoder:
+        if partition not in self._decoders:  # a partition assigned without restore (should not happen)
+            self._decoders[partition] = BatchDecoder(self._settings.tenants, self._limits)
+        return self._decoders[partition]
 
     def _write(self, out: BatchOutput) -> None:
-        """Raw archive, quarantine (topic, then table) and KPI rows, durably, before the offsets are committed."""
-        token = "_".join(f"p{p}-{a}-{b}" for p, (a, b) in sorted(out.ranges.items()))
-        archive_events(out.decoded.events, self._settings.raw_uri, token)
+        """Raw archive, quarantine (topic, then table), then the KPI rows: the last write is the commit point."""
+        for partition, (first, last) in out.ranges.items():
+            archive_events(out.events.take(out.events["partition"] == partition), self._settings.raw_uri,
+                           slice_name(partition, first, last))
+        token = "_".join(slice_name(p, a, b) for p, (a, b) in sorted(out.ranges.items()))
         if out.quarantine_rows.num_rows:
             topic = self._settings.kafka.topic_quarantine
-            for r in out.decoded.rejects:
-                headers = [
-                    ("reason", r.reason.code),
-                    ("partition", str(r.partition)),
-                    ("offset", str(r.offset)),
-                ]
+            for r in out.rejects:
+                headers = [("reason", r.reason.code), ("partition", str(r.partition)), ("offset", str(r.offset))]
                 self._producer.produce(topic, r.raw, headers=headers)
                 self._producer.poll(0)
             if self._producer.flush(30) > 0:
                 raise BrokerError(f"quarantine topic {topic}: messages still queued after 30 s")
             ray.get(self._store.insert_arrow.remote(QUARANTINE, out.quarantine_rows, f"q-{token}"))
-        ray.get(self._store.insert_arrow.remote(KPI_1M, out.kpi_rows, f"kpi-{token}"))
+        ray.get(self._store.insert_arrow.remote(KPI, out.kpi_rows, f"kpi-{token}"))
+
+    def _record_latency(self, latencies: np.ndarray) -> None:
+        self._latencies = np.concatenate([self._latencies, latencies])
+        if len(self._latencies) > _LATENCY_SAMPLES:  # keep a uniform sample, not the newest
+            self._latencies = np.random.default_rng(len(self._latencies)).choice(
+                self._latencies, _LATENCY_SAMPLES, replace=False)
+
+    def _checkpoint_due(self, ranges: dict[int, tuple[int, int]]) -> None:
+        every = self._settings.pipeline.checkpoint_every_s
+        for partition, (_, last) in ranges.items():
+            if time.monotonic() - self._checkpointed_at.get(partition, 0.0) >= every:
+                save_checkpoint(self._settings.raw_uri, partition, last, self._decoders[partition].state)
+                self._checkpointed_at[partition] = time.monotonic()
 
     def _on_assign(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
-        ledger = dict(
-            ray.get(
-                self._store.query_rows.remote(
-                    f"SELECT partition, max(last_offset) FROM {self._settings.warehouse.database}.{KPI_1M} GROUP BY partition"
-                )
-            )
-        )
+        db = self._settings.warehouse.database
+        ledger = dict(ray.get(self._store.query_rows.remote(
+            f"SELECT partition, max(last_offset) FROM {db}.{KPI} GROUP BY partition")))
         for tp in partitions:
-            if tp.partition in ledger:
-                tp.offset = int(ledger[tp.partition]) + 1
+            applied = int(ledger.get(tp.partition, -1))
+            remove_after(self._settings.raw_uri, tp.partition, applied)
+            restored = load_checkpoint(self._settings.raw_uri, tp.partition, applied) if applied >= 0 else None
+            state = restored[1] if restored else DecoderState()
+            self._decoders[tp.partition] = BatchDecoder(self._settings.tenants, self._limits, state)
+            self._applied[tp.partition] = applied
+            self._checkpointed_at[tp.partition] = time.monotonic()
+            tp.offset = restored[0] + 1 if restored else ck.OFFSET_BEGINNING
+        log.info("member %s assigned %s", self._member, [(tp.partition, tp.offset) for tp in partitions])
         consumer.assign(partitions)
 
+    def _on_revoke(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
+        for tp in partitions:  # every batch was committed already; forget the state, the next owner restores
+            self._decoders.pop(tp.partition, None)
+            self._applied.pop(tp.partition, None)
+
     def _on_lost(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
-        log.warning(
-            "ingest member %s lost %d partitions; nothing committed for them", self._member, len(partitions)
-        )
+        log.warning("ingest member %s lost %d partitions; nothing committed for them", self._member, len(partitions))
+        self._on_revoke(consumer, partitions)
 
 
 def _skippable(message: Any) -> bool:

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import ray
 
 from actors.ingest import IngestActor
@@ -20,7 +21,7 @@ from actors.store import start_store_actor
 from mkt_ray.embedded import EmbeddedBroker, Reaper
 from mkt_ray.errors import MktRayError
 from mkt_ray.kafka import create_topics
-from mkt_ray.pipeline import KPI_1M, QUARANTINE, BatchCounts, pipeline_ddl
+from mkt_ray.pipeline import KPI, QUARANTINE, BatchCounts, pipeline_ddl
 from mkt_ray.settings import Settings
 
 
@@ -126,7 +127,24 @@ class Platform:
             total.add(BatchCounts(p["read"], p["valid"], p["quarantined"], p["duplicate"], p["reasons"]))
         firsts = [p["first_consumed_ms"] for p in parts if p["first_consumed_ms"]]
         lasts = [p["last_applied_ms"] for p in parts if p["last_applied_ms"]]
-        return {**total.as_dict(), "first_consumed_ms": min(firsts, default=None), "last_applied_ms": max(lasts, default=None)}
+        latencies = np.concatenate([p["latency_ms"] for p in parts]) if parts else np.zeros(0)
+        latency = {f"kpi_p{q}": float(np.percentile(latencies, q)) for q in (50, 99)} if len(latencies) else {}
+        return {**total.as_dict(), "first_consumed_ms": min(firsts, default=None),
+                "last_applied_ms": max(lasts, default=None), "latency_ms": latency}
+
+    def wait_until_assigned(self, timeout_s: float = 60.0) -> None:
+        """Block until the consumer group has assigned every partition of the events topic."""
+        deadline = time.monotonic() + timeout_s
+        expected = set(range(self.settings.kafka.partitions))
+        while True:
+            parts = ray.get([a.stats.remote() for a in self.ingest])
+            assigned = {p for part in parts for p in part["assigned"]}
+            if assigned >= expected:
+                return
+            errors = [p["error"] for p in parts if p["error"]]
+            if errors or time.monotonic() > deadline:
+                raise MktRayError(f"consumer group not ready after {timeout_s:.0f} s (assigned {sorted(assigned)}); {errors}")
+            time.sleep(0.1)
 
     def wait_until_read(self, expected: int, timeout_s: float, progress_every_s: float = 5.0) -> dict[str, Any]:
         """Block until the ingest actors have applied `expected` messages; returns their stats."""
@@ -150,7 +168,7 @@ class Platform:
         db = self.settings.warehouse.database
         rows = self.query(
             f"SELECT tenant_id, sum(events), sum(impressions), sum(clicks), sum(conversions), sum(cost), sum(revenue) "
-            f"FROM {db}.{KPI_1M} WHERE tenant_id != '' GROUP BY tenant_id ORDER BY tenant_id"
+            f"FROM {db}.{KPI} WHERE window = 'tumbling_1m' GROUP BY tenant_id ORDER BY tenant_id"
         )
         names = ("events", "impressions", "clicks", "conversions", "cost", "revenue")
         return {row[0]: {n: (float(v) if n in ("cost", "revenue") else int(v)) for n, v in zip(names, row[1:], strict=True)} for row in rows}

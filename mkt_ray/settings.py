@@ -133,6 +133,7 @@ class PipelineSettings(_Frozen):
     shards: int = Field(2, ge=1, le=64)
     batch_size: int = Field(10_000, ge=1)
     poll_timeout_s: float = Field(0.2, gt=0)
+    checkpoint_every_s: float = Field(10.0, gt=0)  # bounds what a member taking over a partition replays
 
 
 class ContractSettings(_Frozen):

@@ -50,6 +50,7 @@ def run_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         with Platform(settings) as platform:
+            platform.wait_until_assigned()
             _say(f"producing {len(messages):,} messages from {args.input}")
             produce_lines(platform.kafka_conf, settings.kafka.topic_events, messages, _key)
             stats = platform.wait_until_read(len(messages), args.timeout)
@@ -75,6 +76,7 @@ def _report(platform: Any, stats: dict[str, Any], events_read: int, wall_s: floa
         "events_duplicate": stats["duplicate"],
         "quarantine_reasons": reasons,
         "kpis": {tenant: {k: v for k, v in totals.items() if k != "events"} for tenant, totals in kpis.items()},
+        "latency_ms": {name: round(value, 1) for name, value in stats["latency_ms"].items()},
         "wall_s": round(wall_s, 3),
         "events_per_s": round(events_read / span_s, 1),
     }

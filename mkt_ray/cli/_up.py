@@ -56,7 +56,7 @@ def _banner(platform: Any, tenants: list[str], args: argparse.Namespace) -> None
         "mkt-ray is up",
         f"  Kafka bootstrap    {platform.bootstrap}   topics: {s.kafka.topic_events}, {s.kafka.topic_quarantine}",
         f"  Ray dashboard      {platform.dashboard_url or '(not started)'}",
-        f"  warehouse (chDB)   {s.chdb_path.resolve()}   tables: {s.warehouse.database}.kpi_1m, {s.warehouse.database}.quarantine",
+        f"  warehouse (chDB)   {s.chdb_path.resolve()}   tables: {s.warehouse.database}.kpi_windows, {s.warehouse.database}.quarantine",
         f"  raw Parquet        {os.path.abspath(s.raw_uri)}",
         f"  tenants            {', '.join(tenants)}",
         f"  traffic            {'none (--no-demo): produce to ' + s.kafka.topic_events if args.no_demo else f'synthetic, {args.rate:.0f} events/s'}",
@@ -73,8 +73,14 @@ def _status(platform: Any) -> None:
                            f"${k['revenue']:,.0f} rev" for t, k in kpis.items())
     _say(
         f"read {stats['read']:,}  valid {stats['valid']:,}  quarantined {stats['quarantined']:,}  "
-        f"duplicate {stats['duplicate']:,}" + (f"  broker RSS {rss:.0f} MB" if rss else "") + f"\n    {per_tenant}"
+        f"duplicate {stats['duplicate']:,}" + _latency(stats) + (f"  broker RSS {rss:.0f} MB" if rss else "")
+        + f"\n    {per_tenant}"
     )
+
+
+def _latency(stats: dict[str, Any]) -> str:
+    latency = stats["latency_ms"]
+    return f"  latency p50 {latency['kpi_p50']:.0f} ms p99 {latency['kpi_p99']:.0f} ms" if latency else ""
 
 
 def _rss_mb(pid: int | None) -> float | None:

@@ -2,5 +2,20 @@
 
 from mkt_ray.kernels._jit import JIT_OPTIONS
 from mkt_ray.kernels.kpi import group_sums
+from mkt_ray.kernels.windows import (
+    WINDOW_KINDS,
+    closed_before,
+    derived_kpis,
+    merge_window_sums,
+    window_sums,
+)
 
-__all__ = ["JIT_OPTIONS", "group_sums"]
+__all__ = [
+    "JIT_OPTIONS",
+    "WINDOW_KINDS",
+    "closed_before",
+    "derived_kpis",
+    "group_sums",
+    "merge_window_sums",
+    "window_sums",
+]

@@ -1,19 +1,34 @@
-"""The streaming pipeline's logic, callable without Ray: batch processing, KPI rows, tables."""
+"""The streaming pipeline's logic, callable without Ray: batch processing, KPI rows, routing, tables."""
 
-from mkt_ray.pipeline._batch import BatchCounts, BatchOutput, offset_ranges, process_batch, tenant_hint
-from mkt_ray.pipeline._kpi_rows import MINUTE_MS, factorize, kpi_minute_table
-from mkt_ray.pipeline._tables import KPI_1M, QUARANTINE, pipeline_ddl
+from mkt_ray.pipeline._batch import (
+    BatchCounts,
+    BatchOutput,
+    offset_ranges,
+    process_batch,
+    quarantine_table,
+    tenant_hint,
+)
+from mkt_ray.pipeline._checkpoint import load_checkpoint, save_checkpoint
+from mkt_ray.pipeline._kpi_rows import LEDGER_WINDOW, MINUTE_MS, factorize, kpi_window_rows
+from mkt_ray.pipeline._routing import shard_for, split_by_shard
+from mkt_ray.pipeline._tables import KPI, QUARANTINE, pipeline_ddl
 
 __all__ = [
-    "KPI_1M",
+    "KPI",
+    "LEDGER_WINDOW",
     "MINUTE_MS",
     "QUARANTINE",
     "BatchCounts",
     "BatchOutput",
     "factorize",
-    "kpi_minute_table",
+    "kpi_window_rows",
+    "load_checkpoint",
     "offset_ranges",
     "pipeline_ddl",
     "process_batch",
+    "quarantine_table",
+    "save_checkpoint",
+    "shard_for",
+    "split_by_shard",
     "tenant_hint",
 ]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
 import numpy as np
 import pyarrow as pa
 
-from mkt_ray.contract import BatchDecoder, DecodedBatch
-from mkt_ray.pipeline._kpi_rows import kpi_minute_table
+from mkt_ray.contract import BatchDecoder, EventColumns, Rejection
+from mkt_ray.pipeline._kpi_rows import kpi_window_rows
 from mkt_ray.pipeline._tables import QUARANTINE_SCHEMA
 
 
@@ -53,10 +54,12 @@ class BatchCounts:
 
 @dataclass
 class BatchOutput:
-    decoded: DecodedBatch
+    events: EventColumns  # valid events to apply (replayed offsets left out)
+    rejects: list[Rejection]
+    created_ms: np.ndarray  # each event's Kafka timestamp, for event-to-warehouse latency
     kpi_rows: pa.Table
     quarantine_rows: pa.Table
-    ranges: dict[int, tuple[int, int]]
+    ranges: dict[int, tuple[int, int]]  # per partition: (first, last) offset applied by this batch
     counts: BatchCounts
 
 
@@ -65,23 +68,62 @@ def offset_ranges(partitions: np.ndarray, offsets: np.ndarray) -> dict[int, tupl
     return {int(p): (int(offsets[partitions == p].min()), int(offsets[partitions == p].max())) for p in np.unique(partitions)}
 
 
-def process_batch(decoder: BatchDecoder, values: list[bytes], partitions: np.ndarray, offsets: np.ndarray, now_ms: int) -> BatchOutput:
-    """Decode a batch and build its KPI rows (with the offset ledger) and quarantine rows."""
-    decoded = decoder.decode(values, partitions, offsets, now_ms=now_ms)
-    ranges = offset_ranges(partitions, offsets)
-    quarantine = pa.table(
+def process_batch(
+    decoder_for: Callable[[int], BatchDecoder] | BatchDecoder,
+    values: Sequence[bytes],
+    partitions: np.ndarray,
+    offsets: np.ndarray,
+    now_ms: int,
+    applied: Mapping[int, int] | None = None,
+    created_ms: np.ndarray | None = None,
+) -> BatchOutput:
+    """Decode a batch partition by partition and build what must be written before it is committed.
+
+    Each partition has its own decoder state (duplicates and outliers are per tenant, and a tenant's
+    events share a partition). Offsets up to `applied[p]` were applied before a restart: they are decoded
+    again, to rebuild that state, but produce nothing.
+    """
+    applied = applied or {}
+    created = np.zeros(len(values), np.int64) if created_ms is None else np.asarray(created_ms, np.int64)
+    parts: list[EventColumns] = []
+    rejects: list[Rejection] = []
+    stamps: list[np.ndarray] = []
+    ranges: dict[int, tuple[int, int]] = {}
+    counts = BatchCounts()
+    for partition in dict.fromkeys(partitions.tolist()):
+        rows = np.flatnonzero(partitions == partition)
+        decoder = decoder_for(partition) if callable(decoder_for) else decoder_for
+        decoded = decoder.decode([values[i] for i in rows.tolist()], partitions[rows], offsets[rows], now_ms=now_ms)
+        cut = applied.get(partition, -1)
+        fresh = offsets[rows] > cut
+        if not fresh.any():
+            continue
+        ranges[partition] = (int(offsets[rows][fresh].min()), int(offsets[rows].max()))
+        events = decoded.events.take(decoded.events["offset"] > cut)
+        parts.append(events)
+        stamps.append(created[rows][np.searchsorted(offsets[rows], events["offset"])])
+        kept_rejects = [r for r in decoded.rejects if r.offset > cut]
+        rejects += kept_rejects
+        duplicates = int((offsets[rows][decoded.duplicates] > cut).sum())
+        counts.add(BatchCounts(int(fresh.sum()), len(events), len(kept_rejects), duplicates,
+                               Counter(r.reason.code for r in kept_rejects)))
+    events = EventColumns.concat(parts)
+    return BatchOutput(
+        events, rejects, np.concatenate(stamps) if stamps else np.zeros(0, np.int64),
+        kpi_window_rows(events, ranges, now_ms), quarantine_table(rejects, now_ms), ranges, counts,
+    )
+
+
+def quarantine_table(rejects: list[Rejection], now_ms: int) -> pa.Table:
+    """Quarantine rows: reason, tenant (where readable), raw bytes, partition, offset, time."""
+    return pa.table(
         {
-            "reason": [r.reason.code for r in decoded.rejects],
-            "tenant_id": [tenant_hint(r.raw) or "" for r in decoded.rejects],
-            "raw": [r.raw for r in decoded.rejects],
-            "partition": [r.partition for r in decoded.rejects],
-            "offset": [r.offset for r in decoded.rejects],
-            "quarantined_ms": [now_ms] * len(decoded.rejects),
+            "reason": [r.reason.code for r in rejects],
+            "tenant_id": [tenant_hint(r.raw) or "" for r in rejects],
+            "raw": [r.raw for r in rejects],
+            "partition": [r.partition for r in rejects],
+            "offset": [r.offset for r in rejects],
+            "quarantined_ms": [now_ms] * len(rejects),
         },
         schema=QUARANTINE_SCHEMA,
     )
-    counts = BatchCounts(
-        read=decoded.read, valid=len(decoded.events), quarantined=len(decoded.rejects),
-        duplicate=len(decoded.duplicates), reasons=Counter(decoded.reason_counts()),
-    )
-    return BatchOutput(decoded, kpi_minute_table(decoded.events, ranges, now_ms), quarantine, ranges, counts)

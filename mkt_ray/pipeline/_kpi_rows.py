@@ -1,4 +1,9 @@
-"""Per-batch KPI rows: valid events summed by partition, tenant, campaign, source and minute."""
+"""Per-batch KPI window rows: valid events summed by partition, tenant, campaign, source and window.
+
+Every window kind of `WINDOW_KINDS` (tumbling 1 m and 1 h, sliding 5 m every 1 m) gets rows; each row
+carries the partition and offset range of the batch it came from (the ledger). The warehouse sums rows
+of the same window across batches, so a late event simply adds to its window's total.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,11 @@ import numpy as np
 import pyarrow as pa
 
 from mkt_ray.contract import EventColumns
-from mkt_ray.kernels import group_sums
-from mkt_ray.pipeline._tables import KPI_1M_SCHEMA, KPI_AMOUNTS, KPI_COUNTS
+from mkt_ray.kernels import WINDOW_KINDS, window_sums
+from mkt_ray.pipeline._tables import KPI_AMOUNTS, KPI_COUNTS, KPI_SCHEMA
 
 MINUTE_MS = 60_000
+LEDGER_WINDOW = "ledger"  # rows that only record an applied offset range
 
 
 def factorize(*columns: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
@@ -23,35 +29,64 @@ def factorize(*columns: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
     return codes, list(index)
 
 
-def kpi_minute_table(events: EventColumns, ranges: dict[int, tuple[int, int]], applied_ms: int) -> pa.Table:
-    """KPI rows of one applied batch, plus one ledger row for each partition slice without valid events.
+def _metric_arrays(events: EventColumns) -> tuple[np.ndarray, np.ndarray]:
+    n = len(events)
+    counts = np.empty((n, len(KPI_COUNTS)), np.int64)
+    counts[:, 0] = 1  # events
+    for j, name in enumerate(KPI_COUNTS[1:], start=1):
+        counts[:, j] = events[name]
+    amounts = np.empty((n, len(KPI_AMOUNTS)), np.float64)
+    for j, name in enumerate(KPI_AMOUNTS):
+        amounts[:, j] = events[name]
+    return counts, amounts
 
-    `ranges` maps each partition in the batch to the (first, last) offsets it covered, rejects included.
+
+def kpi_window_rows(events: EventColumns, ranges: dict[int, tuple[int, int]], applied_ms: int) -> pa.Table:
+    """Rows of every window kind for one batch, plus one ledger row per partition slice it covered.
+
+    `ranges` maps each partition in the batch to the (first, last) offsets applied, rejects included.
+    Columns are assembled with numpy indexing, never row by row: a batch spread over hours of event
+    time yields tens of thousands of rows.
     """
     campaign = np.where(np.equal(events["campaign_id"], None), "", events["campaign_id"])
     source = np.where(np.equal(events["source"], None), "", events["source"])
-    window = events["ts_ms"] // MINUTE_MS * MINUTE_MS
-    codes, keys = factorize(events["partition"], events["tenant_id"], campaign, source, window)
-    counts = np.zeros((len(keys), len(KPI_COUNTS)), np.int64)
-    amounts = np.zeros((len(keys), len(KPI_AMOUNTS)), np.float64)
-    metric_counts = np.column_stack([np.ones(len(events), np.int64), *(events[n] for n in KPI_COUNTS[1:])])
-    metric_amounts = np.column_stack([events[n] for n in KPI_AMOUNTS]) if len(events) else np.zeros((0, 2))
-    group_sums(codes, metric_counts.reshape(len(events), len(KPI_COUNTS)), metric_amounts, counts, amounts)
-    covered = {key[0] for key in keys}
-    keys += [(p, "", "", "", 0) for p in ranges if p not in covered]
-    counts = np.vstack([counts, np.zeros((len(keys) - len(counts), len(KPI_COUNTS)), np.int64)])
-    amounts = np.vstack([amounts, np.zeros((len(keys) - len(amounts), len(KPI_AMOUNTS)))])
-    partitions = [k[0] for k in keys]
-    columns = {
-        "tenant_id": [k[1] for k in keys],
-        "campaign_id": [k[2] for k in keys],
-        "source": [k[3] for k in keys],
-        "window_start_ms": [k[4] for k in keys],
-        **{name: counts[:, j] for j, name in enumerate(KPI_COUNTS)},
-        **{name: amounts[:, j] for j, name in enumerate(KPI_AMOUNTS)},
-        "partition": partitions,
-        "first_offset": [ranges[p][0] for p in partitions],
-        "last_offset": [ranges[p][1] for p in partitions],
-        "applied_ms": [applied_ms] * len(keys),
-    }
-    return pa.table(columns, schema=KPI_1M_SCHEMA)
+    codes, keys = factorize(events["partition"], events["tenant_id"], campaign, source)
+    key_columns = [_objects(col) for col in zip(*keys, strict=True)] if keys else [np.zeros(0, object)] * 4
+    counts, amounts = _metric_arrays(events)
+    pieces: dict[str, list[np.ndarray]] = {name: [] for name in KPI_SCHEMA.names}
+    for name, size_ms, step_ms in WINDOW_KINDS:
+        group, start, sums, money = window_sums(codes, events["ts_ms"], counts, amounts, size_ms, step_ms)
+        pieces["window"].append(np.full(len(group), name, dtype=object))
+        for column, values in zip(("partition", "tenant_id", "campaign_id", "source"), key_columns, strict=True):
+            pieces[column].append(values[group])
+        pieces["window_start_ms"].append(start)
+        for j, metric in enumerate(KPI_COUNTS):
+            pieces[metric].append(sums[:, j])
+        for j, metric in enumerate(KPI_AMOUNTS):
+            pieces[metric].append(money[:, j])
+    _append_ledger_rows(pieces, list(ranges))
+    columns = {name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in pieces.items() if parts}
+    partition = columns["partition"].astype(np.int64)
+    columns["first_offset"] = np.array([ranges[p][0] for p in partition.tolist()], np.int64)
+    columns["last_offset"] = np.array([ranges[p][1] for p in partition.tolist()], np.int64)
+    columns["applied_ms"] = np.full(len(partition), applied_ms, np.int64)
+    return pa.table({name: pa.array(columns[name], type=KPI_SCHEMA.field(name).type) for name in KPI_SCHEMA.names},
+                    schema=KPI_SCHEMA)
+
+
+def _objects(values: tuple) -> np.ndarray:
+    return np.fromiter(values, dtype=object, count=len(values))
+
+
+def _append_ledger_rows(pieces: dict[str, list[np.ndarray]], partitions: list[int]) -> None:
+    """One row per partition slice with zero metrics: records the applied range even with no valid event."""
+    n = len(partitions)
+    pieces["window"].append(np.full(n, LEDGER_WINDOW, dtype=object))
+    pieces["partition"].append(np.array(partitions, dtype=object))
+    for column in ("tenant_id", "campaign_id", "source"):
+        pieces[column].append(np.full(n, "", dtype=object))
+    pieces["window_start_ms"].append(np.zeros(n, np.int64))
+    for metric in KPI_COUNTS:
+        pieces[metric].append(np.zeros(n, np.int64))
+    for metric in KPI_AMOUNTS:
+        pieces[metric].append(np.zeros(n, np.float64))

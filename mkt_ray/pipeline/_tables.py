@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-KPI_1M = "kpi_1m"
+KPI = "kpi_windows"
 QUARANTINE = "quarantine"
 
 KPI_COUNTS = ("events", "impressions", "clicks", "conversions")
 KPI_AMOUNTS = ("cost", "revenue")
 
-# One row per (tenant, campaign, source, minute) per applied batch; a query sums them. The partition and
-# offset range are the ledger: a restarted consumer resumes after the highest applied offset.
-KPI_1M_SCHEMA = pa.schema(
+# One row per (window kind, tenant, campaign, source, window start) per applied batch; queries sum them.
+# The partition and offset range are the ledger: a member taking over a partition resumes after the
+# highest applied offset. No PARTITION BY: one insert is one part, so a batch is applied all or nothing.
+KPI_SCHEMA = pa.schema(
     [
+        ("window", pa.string()),
         ("tenant_id", pa.string()),
         ("campaign_id", pa.string()),
         ("source", pa.string()),
@@ -43,13 +45,14 @@ def pipeline_ddl(database: str) -> list[str]:
     """CREATE statements for the pipeline's tables (idempotent)."""
     settings = "SETTINGS non_replicated_deduplication_window = 10000"
     return [
-        f"""CREATE TABLE IF NOT EXISTS {database}.{KPI_1M} (
-            tenant_id LowCardinality(String), campaign_id String, source LowCardinality(String),
-            window_start_ms Int64, events Int64, impressions Int64, clicks Int64, conversions Int64,
-            cost Float64, revenue Float64, partition Int32, first_offset Int64, last_offset Int64,
-            applied_ms Int64
-        ) ENGINE = MergeTree PARTITION BY toYYYYMMDD(fromUnixTimestamp64Milli(window_start_ms))
-        ORDER BY (tenant_id, campaign_id, source, window_start_ms, partition, first_offset) {settings}""",
+        f"""CREATE TABLE IF NOT EXISTS {database}.{KPI} (
+            window LowCardinality(String), tenant_id LowCardinality(String), campaign_id String,
+            source LowCardinality(String), window_start_ms Int64, events Int64, impressions Int64,
+            clicks Int64, conversions Int64, cost Float64, revenue Float64, partition Int32,
+            first_offset Int64, last_offset Int64, applied_ms Int64
+        ) ENGINE = MergeTree
+        ORDER BY (tenant_id, window, campaign_id, source, window_start_ms, partition, first_offset) {settings}""",
+        # one row per rejected message: (partition, offset) is its identity, so a replay replaces, never adds
         f"""CREATE TABLE IF NOT EXISTS {database}.{QUARANTINE} (
             reason LowCardinality(String), tenant_id String, raw String, partition Int32, offset Int64,
             quarantined_ms Int64

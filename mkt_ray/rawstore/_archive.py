@@ -47,6 +47,25 @@ def archive_events(events: EventColumns, uri: str, batch_name: str) -> int:
     return table.num_rows
 
 
+def slice_name(partition: int, first: int, last: int) -> str:
+    """The file name stem of one partition's slice of a batch; zero-padded so names sort by offset."""
+    return f"p{partition}-{first:020d}-{last:020d}"
+
+
+def remove_after(uri: str, partition: int, offset: int) -> int:
+    """Delete the files of `partition` whose slice starts after `offset` (left by an unfinished batch)."""
+    filesystem, root = _filesystem(uri)
+    prefix = f"p{partition}-"
+    removed = 0
+    for info in filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True)):
+        name = info.base_name
+        if info.type == pafs.FileType.File and name.startswith(prefix) and not info.path.count("/_checkpoints/"):
+            if int(name[len(prefix) :].split("-", 1)[0]) > offset:
+                filesystem.delete_file(info.path)
+                removed += 1
+    return removed
+
+
 def read_raw(uri: str, tenant_id: str | None = None) -> pa.Table:
     """The archived events (optionally of one tenant), with the partition columns restored."""
     filesystem, root = _filesystem(uri)

@@ -1,4 +1,4 @@
-"""KPI rows of a batch against a plain-Python reference; the group-sum kernel chunked == one shot."""
+"""KPI window rows of a batch against a plain-Python reference; replayed offsets produce nothing."""
 
 from __future__ import annotations
 
@@ -12,55 +12,80 @@ from hypothesis import strategies as st
 
 from mkt_ray.contract import BatchDecoder
 from mkt_ray.kernels import group_sums
-from mkt_ray.pipeline import kpi_minute_table, process_batch
+from mkt_ray.pipeline import LEDGER_WINDOW, kpi_window_rows, process_batch
 from mkt_ray.workload import generate_workload
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
 TENANTS = ["acme", "globex"]
+KINDS = {"tumbling_1m": (60_000, 60_000), "tumbling_1h": (3_600_000, 3_600_000), "sliding_5m": (300_000, 60_000)}
 
 
 def _reference(events) -> dict[tuple, list]:
-    """Plain Python: sum each valid event's metrics into (partition, tenant, campaign, source, minute)."""
+    """Plain Python: add each valid event into every window of every kind that contains its time."""
     sums: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0, 0.0, 0.0])
-    table = events.to_arrow().to_pylist()
-    for e in table:
-        key = (e["partition"], e["tenant_id"], e["campaign_id"] or "", e["source"] or "", e["ts_ms"] // 60000 * 60000)
-        row = sums[key]
-        for i, name in enumerate(("impressions", "clicks", "conversions")):
-            row[i + 1] += e[name]
-        row[0] += 1
-        row[4] += e["cost"]
-        row[5] += e["revenue"]
+    for e in events.to_arrow().to_pylist():
+        for kind, (size, step) in KINDS.items():
+            last_start = e["ts_ms"] // step * step
+            for start in range(last_start - size + step, last_start + 1, step):
+                row = sums[(kind, e["partition"], e["tenant_id"], e["campaign_id"] or "", e["source"] or "", start)]
+                row[0] += 1
+                row[1] += e["impressions"]
+                row[2] += e["clicks"]
+                row[3] += e["conversions"]
+                row[4] += e["cost"]
+                row[5] += e["revenue"]
     return sums
 
 
-def test_minute_rows_equal_the_reference_and_carry_the_ledger() -> None:
-    lines = list(generate_workload(6000, TENANTS, 5, NOW))
+def _batch(n: int = 6000, seed: int = 5):
+    lines = list(generate_workload(n, TENANTS, seed, NOW))
     partitions = np.array([i % 3 for i in range(len(lines))], np.int32)
     offsets = np.arange(len(lines), dtype=np.int64) + 1000
+    return lines, partitions, offsets
+
+
+def test_window_rows_of_every_kind_equal_the_reference_and_carry_the_ledger() -> None:
+    lines, partitions, offsets = _batch()
     out = process_batch(BatchDecoder(TENANTS), lines, partitions, offsets, NOW_MS)
-    expected = _reference(out.decoded.events)
-    rows = [r for r in out.kpi_rows.to_pylist() if r["tenant_id"]]
-    assert len(rows) == len(expected)
+    expected = _reference(out.events)
+    rows = [r for r in out.kpi_rows.to_pylist() if r["window"] != LEDGER_WINDOW]
+    assert len(rows) == len(expected) and {r["window"] for r in rows} == set(KINDS)
     for r in rows:
-        want = expected[(r["partition"], r["tenant_id"], r["campaign_id"], r["source"], r["window_start_ms"])]
+        want = expected[(r["window"], r["partition"], r["tenant_id"], r["campaign_id"], r["source"], r["window_start_ms"])]
         assert [r["events"], r["impressions"], r["clicks"], r["conversions"]] == want[:4]
-        assert math.isclose(r["cost"], want[4], rel_tol=1e-12) and math.isclose(r["revenue"], want[5], rel_tol=1e-12)
+        assert math.isclose(r["cost"], want[4], rel_tol=1e-12, abs_tol=1e-9)
+        assert math.isclose(r["revenue"], want[5], rel_tol=1e-12, abs_tol=1e-9)
         assert (r["first_offset"], r["last_offset"]) == out.ranges[r["partition"]]
+    ledger = [(r["partition"], r["first_offset"], r["last_offset"]) for r in out.kpi_rows.to_pylist() if r["window"] == LEDGER_WINDOW]
+    assert sorted(ledger) == [(p, *out.ranges[p]) for p in range(3)]
     assert out.ranges == {p: (int(offsets[partitions == p].min()), int(offsets[partitions == p].max())) for p in range(3)}
+
+
+def test_replayed_offsets_rebuild_state_but_produce_nothing() -> None:
+    lines, partitions, offsets = _batch(3000)
+    clean_decoders = {p: BatchDecoder(TENANTS) for p in range(3)}
+    clean = process_batch(clean_decoders.__getitem__, lines, partitions, offsets, NOW_MS)
+    cut = {0: int(offsets[1500]), 1: int(offsets[-1]), 2: 999}  # partly, wholly and not applied before
+    decoders = {p: BatchDecoder(TENANTS) for p in range(3)}
+    replay = process_batch(decoders.__getitem__, lines, partitions, offsets, NOW_MS, applied=cut)
+    assert set(replay.ranges) == {0, 2} and replay.ranges[0][0] == offsets[1500] + 3 - (offsets[1500] - 1000) % 3
+    fresh = (clean.events["offset"] > np.vectorize(cut.get)(clean.events["partition"]))
+    assert replay.events["event_id"].tolist() == clean.events["event_id"][fresh].tolist()
+    assert replay.counts.read == sum(int((offsets[partitions == p] > c).sum()) for p, c in cut.items())
+    assert [r.offset for r in replay.rejects] == [r.offset for r in clean.rejects if r.offset > cut[r.partition]]
 
 
 def test_a_partition_slice_without_valid_events_still_gets_a_ledger_row() -> None:
     out = process_batch(BatchDecoder(TENANTS), [b"{", b"[]"], np.array([4, 4], np.int32), np.array([7, 8]), NOW_MS)
-    assert [(r["partition"], r["tenant_id"], r["events"], r["first_offset"], r["last_offset"])
-            for r in out.kpi_rows.to_pylist()] == [(4, "", 0, 7, 8)]
+    assert [(r["window"], r["partition"], r["events"], r["first_offset"], r["last_offset"])
+            for r in out.kpi_rows.to_pylist()] == [(LEDGER_WINDOW, 4, 0, 7, 8)]
     assert out.counts.quarantined == 2 and out.quarantine_rows.column("reason").to_pylist() == ["invalid_json", "not_an_object"]
 
 
 def test_empty_batch_has_no_rows() -> None:
     events = BatchDecoder(TENANTS).decode([], now_ms=NOW_MS).events
-    assert kpi_minute_table(events, {}, NOW_MS).num_rows == 0
+    assert kpi_window_rows(events, {}, NOW_MS).num_rows == 0
 
 
 @settings(max_examples=60, deadline=None)

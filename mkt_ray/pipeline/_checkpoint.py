@@ -1,0 +1,56 @@
+"""Decoder-state checkpoints per Kafka partition, stored beside the raw archive.
+
+The decoder's state (accepted event ids for duplicates, outlier statistics) decides which events are
+valid, so a member that takes over a partition must start from the state as of some offset and replay
+from there. Checkpoints are pickles named `_checkpoints/p{partition}/{offset:020d}.pkl` under the raw
+store URI (a local folder or s3://); names starting with `_` are ignored by Parquet dataset readers.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import pyarrow.fs as pafs
+
+from mkt_ray.contract import DecoderState
+
+_KEEP = 3  # older checkpoints are removed once a newer one is written
+
+
+def _fs(uri: str) -> tuple[pafs.FileSystem, str]:
+    if "://" in uri:
+        return pafs.FileSystem.from_uri(uri)
+    return pafs.LocalFileSystem(), uri
+
+
+def _folder(root: str, partition: int) -> str:
+    return f"{root.rstrip('/')}/_checkpoints/p{partition}"
+
+
+def _offsets(fs: pafs.FileSystem, folder: str) -> list[int]:
+    infos = fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+    return sorted(int(i.base_name.split(".")[0]) for i in infos if i.base_name.endswith(".pkl"))
+
+
+def save_checkpoint(uri: str, partition: int, offset: int, state: DecoderState) -> None:
+    """Durably record `state` as of `offset` (the last offset it includes); keeps the newest three."""
+    fs, root = _fs(uri)
+    folder = _folder(root, partition)
+    fs.create_dir(folder, recursive=True)
+    temp, final = f"{folder}/.{offset:020d}.tmp", f"{folder}/{offset:020d}.pkl"
+    with fs.open_output_stream(temp) as out:
+        out.write(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+    fs.move(temp, final)
+    for old in _offsets(fs, folder)[:-_KEEP]:
+        fs.delete_file(f"{folder}/{old:020d}.pkl")
+
+
+def load_checkpoint(uri: str, partition: int, at_most: int) -> tuple[int, DecoderState] | None:
+    """The newest checkpoint whose offset is at most `at_most`, as (offset, state); None if there is none."""
+    fs, root = _fs(uri)
+    folder = _folder(root, partition)
+    usable = [o for o in _offsets(fs, folder) if o <= at_most]
+    if not usable:
+        return None
+    with fs.open_input_stream(f"{folder}/{usable[-1]:020d}.pkl") as data:
+        return usable[-1], pickle.loads(data.read())  # noqa: S301 - our own files, written above
