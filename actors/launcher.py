@@ -160,6 +160,23 @@ class Platform:
                 next_report += progress_every_s
             time.sleep(0.1)
 
+    def ledger(self) -> dict[int, int]:
+        """The highest applied offset of each partition, from the warehouse (survives any restart)."""
+        db = self.settings.warehouse.database
+        return {int(p): int(o) for p, o in self.query(f"SELECT partition, max(last_offset) FROM {db}.{KPI} GROUP BY partition")}
+
+    def wait_until_applied(self, end_offsets: dict[int, int], timeout_s: float) -> None:
+        """Block until the warehouse ledger reaches `end_offsets` (next offset to be written, per partition)."""
+        deadline = time.monotonic() + timeout_s
+        targets = {p: end - 1 for p, end in end_offsets.items() if end > 0}
+        while True:
+            ledger = self.ledger()
+            if all(ledger.get(p, -1) >= last for p, last in targets.items()):
+                return
+            if time.monotonic() > deadline:
+                raise MktRayError(f"ledger {ledger} has not reached {targets} after {timeout_s:.0f} s")
+            time.sleep(0.2)
+
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
         return ray.get(self.store.query_rows.remote(sql, params))
 

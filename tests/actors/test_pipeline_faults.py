@@ -1,0 +1,91 @@
+"""Exactly-once effect: kill ingest members and the store owner mid-stream; totals equal the ground truth.
+
+The ground truth is the generator's own plain-Python account of the same messages (what a clean run
+must produce). Transport is at-least-once; the kills force replays, takeovers and retried writes.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import ray
+
+from actors.launcher import Platform
+from mkt_ray.kafka import produce_lines, topic_end_offsets
+from mkt_ray.pipeline import tenant_hint
+from mkt_ray.rawstore import read_raw
+from mkt_ray.settings import PipelineSettings, load_settings
+from mkt_ray.workload import generate_workload
+
+pytestmark = pytest.mark.platform
+TENANTS = ["acme", "globex", "initech"]
+
+
+def _key(line: bytes) -> bytes | None:
+    tenant = tenant_hint(line)
+    return tenant.encode() if tenant else None
+
+
+@pytest.fixture
+def platform(broker, kafka_settings, ray_session, tmp_path: Path):
+    settings = load_settings(
+        data_dir=tmp_path / "data",
+        kafka=kafka_settings(bootstrap_servers=broker.bootstrap, consumer_group=f"g-{tmp_path.name}", partitions=4),
+        pipeline=PipelineSettings(ingest_actors=2, batch_size=4000, checkpoint_every_s=0.5),
+    ).with_tenants(TENANTS)
+    with Platform(settings) as running:
+        yield running
+
+
+def _produce_slowly(platform: Platform, lines: list[bytes], chunks: int, pause_s: float) -> None:
+    size = math.ceil(len(lines) / chunks)
+    for i in range(0, len(lines), size):
+        produce_lines(platform.kafka_conf, platform.settings.kafka.topic_events, lines[i : i + size], _key)
+        time.sleep(pause_s)
+
+
+def test_kills_mid_stream_change_no_total(platform: Platform) -> None:
+    workload = generate_workload(100_000, TENANTS, 21, datetime.now(UTC))
+    lines = list(workload)
+    truth = workload.truth
+    platform.wait_until_assigned()
+    producer = threading.Thread(target=_produce_slowly, args=(platform, lines, 20, 0.4))
+    producer.start()
+    kills = 0
+    for victim in [platform.ingest[0], platform.store, platform.ingest[1], platform.ingest[0], platform.ingest[1]]:
+        time.sleep(1.5)
+        ray.kill(victim, no_restart=False)
+        kills += 1
+    producer.join()
+    platform.wait_until_applied(topic_end_offsets(platform.kafka_conf, platform.settings.kafka.topic_events), 240)
+    assert kills == 5
+
+    db = platform.settings.warehouse.database
+    totals = platform.kpi_totals()
+    assert sum(t["events"] for t in totals.values()) == truth["valid"]
+    for tenant, expected in truth["kpis"].items():
+        for name in ("impressions", "clicks", "conversions"):
+            assert totals[tenant][name] == expected[name], (tenant, name)
+        for name in ("cost", "revenue"):
+            assert math.isclose(totals[tenant][name], expected[name], rel_tol=1e-9), (tenant, name)
+    for window, factor in (("tumbling_1h", 1), ("sliding_5m", 5)):
+        (events,), = platform.query(f"SELECT sum(events) FROM {db}.kpi_windows WHERE window = '{window}'")
+        assert events == factor * truth["valid"], window
+    assert platform.quarantine_counts() == {code: n for code, n in truth["reasons"].items() if n}
+
+    # no table holds anything twice
+    (rows, distinct), = platform.query(f"SELECT count(), uniqExact(partition, offset) FROM {db}.quarantine FINAL")
+    assert rows == distinct == truth["quarantined"]
+    ledger = platform.query(f"SELECT partition, first_offset, last_offset FROM {db}.kpi_windows WHERE window = 'ledger' ORDER BY partition, first_offset")
+    ends = topic_end_offsets(platform.kafka_conf, platform.settings.kafka.topic_events)
+    for partition, end in ends.items():
+        ranges = [(a, b) for p, a, b in ledger if p == partition]
+        assert sum(b - a + 1 for a, b in ranges) == end, f"partition {partition}: ranges overlap or leave gaps"
+    raw = read_raw(platform.settings.raw_uri)
+    assert raw.num_rows == truth["valid"]
+    assert len(set(zip(raw["tenant_id"].to_pylist(), raw["event_id"].to_pylist(), strict=True))) == truth["valid"]
