@@ -17,12 +17,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 # referenced through the module: the classes' __module__ is `cimpl`, which Ray's pickling of actor classes
 # cannot import by name on the worker
 import confluent_kafka as ck
 import numpy as np
+import pyarrow as pa
 import ray
 
 from mkt_ray.contract import BatchDecoder, DecoderState, Limits
@@ -36,6 +40,7 @@ from mkt_ray.pipeline import (
     load_checkpoint,
     process_batch,
     save_checkpoint,
+    split_by_shard,
 )
 from mkt_ray.rawstore import archive_events, remove_after, slice_name
 from mkt_ray.settings import Settings
@@ -46,9 +51,10 @@ _LATENCY_SAMPLES = 200_000
 
 @ray.remote(num_cpus=0.25, max_concurrency=4, max_restarts=-1)
 class IngestActor:
-    def __init__(self, settings: Settings, bootstrap: str, store_name: str, member: int = 0) -> None:
-        # the store is looked up by name: a handle argument would pin it in the object store across restarts
+    def __init__(self, settings: Settings, bootstrap: str, store_name: str, shard_names: list[str], member: int = 0) -> None:
+        # actors are looked up by name: a handle argument would pin it in the object store across restarts
         self._settings, self._store, self._member = settings, ray.get_actor(store_name), member
+        self._shards = [ray.get_actor(name) for name in shard_names]
         conf = settings.kafka.client_config(bootstrap)
         self._consumer = ck.Consumer({**consumer_config(conf, settings.kafka.consumer_group), "client.id": f"ingest-{member}"})
         self._producer = ck.Producer(producer_config(conf))
@@ -57,6 +63,7 @@ class IngestActor:
         self._applied: dict[int, int] = {}  # partition -> offset through which a restart only replays
         self._checkpointed_at: dict[int, float] = {}
         self._counts = BatchCounts()
+        self._phase_s: Counter = Counter()  # seconds spent per phase of applying batches
         self._latencies = np.zeros(0, np.int64)
         self._first_consumed_ms: int | None = None
         self._last_applied_ms: int | None = None
@@ -74,6 +81,7 @@ class IngestActor:
             "last_applied_ms": self._last_applied_ms,
             "latency_ms": self._latencies.copy(),
             "assigned": sorted(self._decoders),
+            "phase_s": dict(self._phase_s),
             "error": self._error,
         }
 
@@ -107,13 +115,19 @@ class IngestActor:
         partitions = np.fromiter((m.partition() for m in messages), np.int32, n)
         offsets = np.fromiter((m.offset() for m in messages), np.int64, n)
         created = np.fromiter((m.timestamp()[1] for m in messages), np.int64, n)
-        out = process_batch(self._decoder_for, [m.value() for m in messages], partitions, offsets, now_ms,
-                            self._applied, created)
+        with self._timed("decode"):
+            out = process_batch(self._decoder_for, [m.value() for m in messages], partitions, offsets, now_ms,
+                                self._applied, created, window_rows=False)
         if out.ranges:
-            self._write(out)
+            with self._timed("window_rows"):
+                window_rows = self._window_rows(out, now_ms)
+            self._write(out, window_rows)
             topic = self._settings.kafka.topic_events
-            self._consumer.commit(offsets=[ck.TopicPartition(topic, p, last + 1) for p, (_, last) in out.ranges.items()],
-                                  asynchronous=False)
+            with self._timed("commit"):
+                self._consumer.commit(offsets=[ck.TopicPartition(topic, p, last + 1) for p, (_, last) in out.ranges.items()],
+                                      asynchronous=False)
+            with self._timed("close_windows"):
+                ray.get([shard.close.remote(out.watermarks, now_ms) for shard in self._shards])
         applied_ms = int(time.time() * 1000)
         self._counts.add(out.counts)
         self._record_latency(applied_ms - out.created_ms)
@@ -125,13 +139,26 @@ class IngestActor:
             self._decoders[partition] = BatchDecoder(self._settings.tenants, self._limits)
         return self._decoders[partition]
 
-    def _write(self, out: BatchOutput) -> None:
+    def _window_rows(self, out: BatchOutput, now_ms: int) -> list[pa.Table]:
+        """Each tenant shard's window rows for its slice of the batch, computed in parallel."""
+        slices = split_by_shard(out.events, len(self._shards))
+        return ray.get([self._shards[s].window_rows.remote(part, out.ranges, now_ms) for s, part in slices.items()])
+
+    def _write(self, out: BatchOutput, window_rows: list[pa.Table]) -> None:
         """Raw archive, quarantine (topic, then table), then the KPI rows: the last write is the commit point."""
-        for partition, (first, last) in out.ranges.items():
-            archive_events(out.events.take(out.events["partition"] == partition), self._settings.raw_uri,
-                           slice_name(partition, first, last))
+        with self._timed("raw_archive"):
+            for partition, (first, last) in out.ranges.items():
+                archive_events(out.events.take(out.events["partition"] == partition), self._settings.raw_uri,
+                               slice_name(partition, first, last))
         token = "_".join(slice_name(p, a, b) for p, (a, b) in sorted(out.ranges.items()))
         if out.quarantine_rows.num_rows:
+            self._quarantine(out, token)
+        with self._timed("kpi_insert"):
+            kpi_rows = pa.concat_tables([*window_rows, out.kpi_rows])  # window rows and the ledger, one insert
+            ray.get(self._store.insert_arrow.remote(KPI, kpi_rows, f"kpi-{token}"))
+
+    def _quarantine(self, out: BatchOutput, token: str) -> None:
+        with self._timed("quarantine"):
             topic = self._settings.kafka.topic_quarantine
             for r in out.rejects:
                 headers = [("reason", r.reason.code), ("partition", str(r.partition)), ("offset", str(r.offset))]
@@ -140,7 +167,14 @@ class IngestActor:
             if self._producer.flush(30) > 0:
                 raise BrokerError(f"quarantine topic {topic}: messages still queued after 30 s")
             ray.get(self._store.insert_arrow.remote(QUARANTINE, out.quarantine_rows, f"q-{token}"))
-        ray.get(self._store.insert_arrow.remote(KPI, out.kpi_rows, f"kpi-{token}"))
+
+    @contextmanager
+    def _timed(self, phase: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._phase_s[phase] += time.perf_counter() - started
 
     def _record_latency(self, latencies: np.ndarray) -> None:
         self._latencies = np.concatenate([self._latencies, latencies])

@@ -17,6 +17,7 @@ import numpy as np
 import ray
 
 from actors.ingest import IngestActor
+from actors.shard import start_shards
 from actors.store import start_store_actor
 from mkt_ray.embedded import EmbeddedBroker, Reaper
 from mkt_ray.errors import MktRayError
@@ -40,6 +41,7 @@ class Platform:
         self.bootstrap: str | None = settings.kafka.bootstrap_servers
         self.store: Any = None
         self.ingest: list[Any] = []
+        self.shards: list[Any] = []
         self.dashboard_url: str | None = None
         self._owns_ray = False
         self._reaper = Reaper()
@@ -76,11 +78,16 @@ class Platform:
         for statement in pipeline_ddl(self.settings.warehouse.database):
             ray.get(self.store.execute.remote(statement))
         self.say(f"warehouse ({self.settings.warehouse.backend}) at {self.settings.chdb_path}")
+        self.shards = start_shards(self.settings, self.bootstrap, self.store_name, self._suffix)
+        shard_names = [f"mkt-shard-{i}-{self._suffix}" for i in range(len(self.shards))]
+        ray.get([shard.stats.remote() for shard in self.shards])  # constructed, so the ingest members find them
         self.ingest = [
-            IngestActor.options(name=f"mkt-ingest-{i}-{self._suffix}").remote(self.settings, self.bootstrap, self.store_name, i)
+            IngestActor.options(name=f"mkt-ingest-{i}-{self._suffix}").remote(
+                self.settings, self.bootstrap, self.store_name, shard_names, i)
             for i in range(self.settings.pipeline.ingest_actors)
         ]
-        self.say(f"{len(self.ingest)} ingest actor(s) in consumer group {self.settings.kafka.consumer_group}")
+        self.say(f"{len(self.ingest)} ingest actor(s) in consumer group {self.settings.kafka.consumer_group}, "
+                 f"{len(self.shards)} tenant shard(s)")
         return self
 
     def _start_ray(self) -> None:
@@ -104,6 +111,9 @@ class Platform:
             _quietly(lambda a=actor: ray.get(a.stop.remote(), timeout=30))
             _quietly(lambda a=actor: ray.kill(a))
         self.ingest = []
+        for shard in self.shards:
+            _quietly(lambda a=shard: ray.kill(a))
+        self.shards = []
         if self.store is not None:
             _quietly(lambda: ray.get(self.store.close.remote(), timeout=30))
             _quietly(lambda: ray.kill(self.store))
@@ -129,8 +139,13 @@ class Platform:
         lasts = [p["last_applied_ms"] for p in parts if p["last_applied_ms"]]
         latencies = np.concatenate([p["latency_ms"] for p in parts]) if parts else np.zeros(0)
         latency = {f"kpi_p{q}": float(np.percentile(latencies, q)) for q in (50, 99)} if len(latencies) else {}
+        phases: dict[str, float] = {}
+        for p in parts:
+            for phase, seconds in p["phase_s"].items():
+                phases[phase] = phases.get(phase, 0.0) + seconds
         return {**total.as_dict(), "first_consumed_ms": min(firsts, default=None),
-                "last_applied_ms": max(lasts, default=None), "latency_ms": latency}
+                "last_applied_ms": max(lasts, default=None), "latency_ms": latency,
+                "phase_s": {k: round(v, 3) for k, v in sorted(phases.items(), key=lambda kv: -kv[1])}}
 
     def wait_until_assigned(self, timeout_s: float = 60.0) -> None:
         """Block until the consumer group has assigned every partition of the events topic."""

@@ -8,6 +8,8 @@ Nested keys use `__` in the environment: `MKT_KAFKA__BOOTSTRAP_SERVERS=host:9092
 from __future__ import annotations
 
 import contextvars
+import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,6 +47,8 @@ class AlertThresholds(_Frozen):
     cpa_above: float | None = None
     roas_below: float | None = None
     spend_above: float | None = None
+    window: Literal["tumbling_1m", "tumbling_1h", "sliding_5m"] = "tumbling_1h"  # the window kind judged
+    min_impressions: int = Field(100, ge=0)  # ratios of thinner windows are noise, not alerts
 
 
 class TenantConfig(_Frozen):
@@ -147,6 +151,49 @@ class ContractSettings(_Frozen):
     outlier_threshold: float = Field(8.0, gt=0)
 
 
+_CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
+
+
+def _check_currency_code(code: str, where: str) -> None:
+    if not isinstance(code, str) or not _CURRENCY_CODE.match(code):
+        raise ValueError(f"{where}: {code!r} is not a currency code; use 3 upper-case letters (ISO 4217, e.g. EUR)")
+
+
+class CurrencySettings(_Frozen):
+    """Currency normalisation of event amounts (cost, revenue) named by `metadata.currency`.
+
+    `rates[CODE]` = units of `base` per 1 unit of CODE (e.g. {"EUR": 1.08} with base USD). With no
+    rates (the default) amounts are left as sent. See `mkt_ray/pipeline/_enrich.py`.
+    """
+
+    base: str = "USD"
+    rates: dict[str, float] = {}
+
+    @field_validator("base")
+    @classmethod
+    def _base_is_a_code(cls, base: str) -> str:
+        _check_currency_code(base, "currency.base")
+        return base
+
+    @field_validator("rates")
+    @classmethod
+    def _rates_valid(cls, rates: dict[str, float]) -> dict[str, float]:
+        for code, rate in rates.items():
+            _check_currency_code(code, "currency.rates")
+            if not (math.isfinite(rate) and rate > 0):
+                raise ValueError(f"currency.rates[{code!r}] = {rate!r}: a rate must be a finite number > 0")
+        return rates
+
+    @model_validator(mode="after")
+    def _base_rate_is_one(self) -> CurrencySettings:
+        if self.rates.get(self.base, 1.0) != 1.0:
+            raise ValueError(
+                f"currency.rates[{self.base!r}] = {self.rates[self.base]!r}: the base currency's rate must be 1"
+                " (or left out); are the rates quoted in another base?"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """Everything one mkt-ray process needs to know. Frozen; build it with `load_settings`."""
 
@@ -158,6 +205,7 @@ class Settings(BaseSettings):
     raw_store: RawStoreSettings = RawStoreSettings()
     pipeline: PipelineSettings = PipelineSettings()
     contract: ContractSettings = ContractSettings()
+    currency: CurrencySettings = CurrencySettings()
     tenants: dict[str, TenantConfig] = {}
     serve_host: str = "127.0.0.1"
     serve_port: int = Field(8000, ge=0, le=65535)

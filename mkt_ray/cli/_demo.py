@@ -55,6 +55,7 @@ def run_demo(args: argparse.Namespace) -> int:
             produce_lines(platform.kafka_conf, settings.kafka.topic_events, messages, _key)
             stats = platform.wait_until_read(len(messages), args.timeout)
             report = _report(platform, stats, len(messages), time.monotonic() - started)
+            _say(f"ingest time by phase (s, all members): {stats['phase_s']}")
             print(json.dumps(report) if args.json else json.dumps(report, indent=2), flush=True)
             if args.hold > 0:
                 _say(f"holding the platform up for {args.hold:.0f} s (Ctrl-C to stop)")

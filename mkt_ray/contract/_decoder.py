@@ -82,6 +82,7 @@ class DecoderState:
 
     dedup: DedupIndex = field(default_factory=DedupIndex)
     outliers: OutlierGuard = field(default_factory=OutlierGuard)
+    watermark_ms: int | None = None  # highest event time among the valid events decoded so far
 
 
 class BatchDecoder:
@@ -155,6 +156,9 @@ class BatchDecoder:
         keep &= ~outliers
         duplicate = self.state.dedup.mark_duplicates(cols["tenant_id"], cols["event_id"], cols["ts_ms"], keep)
         keep &= ~duplicate
+        if keep.any():
+            latest = int(cols["ts_ms"][keep].max())
+            self.state.watermark_ms = latest if self.state.watermark_ms is None else max(self.state.watermark_ms, latest)
         rejects = [
             Rejection(base + i, Reason(int(reasons[i])), bytes(values[i]), int(part[i]), int(offs[i]))
             for i in np.flatnonzero(reasons).tolist()

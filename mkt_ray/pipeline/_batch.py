@@ -61,6 +61,7 @@ class BatchOutput:
     quarantine_rows: pa.Table
     ranges: dict[int, tuple[int, int]]  # per partition: (first, last) offset applied by this batch
     counts: BatchCounts
+    watermarks: dict[int, int]  # per partition: highest valid event time decoded so far
 
 
 def offset_ranges(partitions: np.ndarray, offsets: np.ndarray) -> dict[int, tuple[int, int]]:
@@ -76,12 +77,14 @@ def process_batch(
     now_ms: int,
     applied: Mapping[int, int] | None = None,
     created_ms: np.ndarray | None = None,
+    window_rows: bool = True,
 ) -> BatchOutput:
     """Decode a batch partition by partition and build what must be written before it is committed.
 
     Each partition has its own decoder state (duplicates and outliers are per tenant, and a tenant's
     events share a partition). Offsets up to `applied[p]` were applied before a restart: they are decoded
-    again, to rebuild that state, but produce nothing.
+    again, to rebuild that state, but produce nothing. With `window_rows=False` the KPI rows are only
+    the ledger rows (tenant shards compute the window rows).
     """
     applied = applied or {}
     created = np.zeros(len(values), np.int64) if created_ms is None else np.asarray(created_ms, np.int64)
@@ -89,11 +92,14 @@ def process_batch(
     rejects: list[Rejection] = []
     stamps: list[np.ndarray] = []
     ranges: dict[int, tuple[int, int]] = {}
+    watermarks: dict[int, int] = {}
     counts = BatchCounts()
     for partition in dict.fromkeys(partitions.tolist()):
         rows = np.flatnonzero(partitions == partition)
         decoder = decoder_for(partition) if callable(decoder_for) else decoder_for
         decoded = decoder.decode([values[i] for i in rows.tolist()], partitions[rows], offsets[rows], now_ms=now_ms)
+        if decoder.state.watermark_ms is not None:
+            watermarks[partition] = decoder.state.watermark_ms
         cut = applied.get(partition, -1)
         fresh = offsets[rows] > cut
         if not fresh.any():
@@ -110,7 +116,9 @@ def process_batch(
     events = EventColumns.concat(parts)
     return BatchOutput(
         events, rejects, np.concatenate(stamps) if stamps else np.zeros(0, np.int64),
-        kpi_window_rows(events, ranges, now_ms), quarantine_table(rejects, now_ms), ranges, counts,
+        kpi_window_rows(events if window_rows else events.take(np.zeros(len(events), bool)), ranges, now_ms, watermarks),
+        quarantine_table(rejects, now_ms), ranges, counts,
+        watermarks,
     )
 
 

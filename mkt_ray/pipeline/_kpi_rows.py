@@ -41,10 +41,18 @@ def _metric_arrays(events: EventColumns) -> tuple[np.ndarray, np.ndarray]:
     return counts, amounts
 
 
-def kpi_window_rows(events: EventColumns, ranges: dict[int, tuple[int, int]], applied_ms: int) -> pa.Table:
+def kpi_window_rows(
+    events: EventColumns,
+    ranges: dict[int, tuple[int, int]],
+    applied_ms: int,
+    watermarks: dict[int, int] | None = None,
+    ledger: bool = True,
+) -> pa.Table:
     """Rows of every window kind for one batch, plus one ledger row per partition slice it covered.
 
     `ranges` maps each partition in the batch to the (first, last) offsets applied, rejects included.
+    A ledger row's `window_start_ms` holds its partition's watermark (highest valid event time) after
+    the batch, so a restarted shard knows which windows had closed.
     Columns are assembled with numpy indexing, never row by row: a batch spread over hours of event
     time yields tens of thousands of rows.
     """
@@ -64,7 +72,8 @@ def kpi_window_rows(events: EventColumns, ranges: dict[int, tuple[int, int]], ap
             pieces[metric].append(sums[:, j])
         for j, metric in enumerate(KPI_AMOUNTS):
             pieces[metric].append(money[:, j])
-    _append_ledger_rows(pieces, list(ranges))
+    if ledger:
+        _append_ledger_rows(pieces, list(ranges), watermarks or {})
     columns = {name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in pieces.items() if parts}
     partition = columns["partition"].astype(np.int64)
     columns["first_offset"] = np.array([ranges[p][0] for p in partition.tolist()], np.int64)
@@ -78,14 +87,14 @@ def _objects(values: tuple) -> np.ndarray:
     return np.fromiter(values, dtype=object, count=len(values))
 
 
-def _append_ledger_rows(pieces: dict[str, list[np.ndarray]], partitions: list[int]) -> None:
+def _append_ledger_rows(pieces: dict[str, list[np.ndarray]], partitions: list[int], watermarks: dict[int, int]) -> None:
     """One row per partition slice with zero metrics: records the applied range even with no valid event."""
     n = len(partitions)
     pieces["window"].append(np.full(n, LEDGER_WINDOW, dtype=object))
     pieces["partition"].append(np.array(partitions, dtype=object))
     for column in ("tenant_id", "campaign_id", "source"):
         pieces[column].append(np.full(n, "", dtype=object))
-    pieces["window_start_ms"].append(np.zeros(n, np.int64))
+    pieces["window_start_ms"].append(np.array([watermarks.get(p, 0) for p in partitions], np.int64))
     for metric in KPI_COUNTS:
         pieces[metric].append(np.zeros(n, np.int64))
     for metric in KPI_AMOUNTS:

@@ -6,6 +6,9 @@ import pyarrow as pa
 
 KPI = "kpi_windows"
 QUARANTINE = "quarantine"
+SIGNALS = "signals"
+ALERTS = "alerts"
+HORIZONS = "window_horizons"
 
 KPI_COUNTS = ("events", "impressions", "clicks", "conversions")
 KPI_AMOUNTS = ("cost", "revenue")
@@ -57,4 +60,22 @@ def pipeline_ddl(database: str) -> list[str]:
             reason LowCardinality(String), tenant_id String, raw String, partition Int32, offset Int64,
             quarantined_ms Int64
         ) ENGINE = ReplacingMergeTree ORDER BY (partition, offset) {settings}""",
+        # closed windows (kind 'window') and ratio violations on them (kind 'quality'): one row per key
+        f"""CREATE TABLE IF NOT EXISTS {database}.{SIGNALS} (
+            kind LowCardinality(String), rule LowCardinality(String), tenant_id LowCardinality(String),
+            window LowCardinality(String), campaign_id String, source LowCardinality(String),
+            window_start_ms Int64, window_end_ms Int64, events Int64, impressions Int64, clicks Int64,
+            conversions Int64, cost Float64, revenue Float64, ctr Float64, cvr Float64, cpa Float64,
+            roas Float64, closed_ms Int64
+        ) ENGINE = ReplacingMergeTree
+        ORDER BY (tenant_id, window, campaign_id, source, window_start_ms, kind, rule)""",
+        f"""CREATE TABLE IF NOT EXISTS {database}.{ALERTS} (
+            rule LowCardinality(String), tenant_id LowCardinality(String), window LowCardinality(String),
+            campaign_id String, source LowCardinality(String), window_start_ms Int64, window_end_ms Int64,
+            value Float64, threshold Float64, impressions Int64, closed_ms Int64
+        ) ENGINE = ReplacingMergeTree ORDER BY (tenant_id, window, campaign_id, source, window_start_ms, rule)""",
+        # per tenant and window kind: every window ending at or before horizon_ms has been closed
+        f"""CREATE TABLE IF NOT EXISTS {database}.{HORIZONS} (
+            tenant_id LowCardinality(String), window LowCardinality(String), horizon_ms Int64
+        ) ENGINE = ReplacingMergeTree(horizon_ms) ORDER BY (tenant_id, window)""",
     ]

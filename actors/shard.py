@@ -1,0 +1,117 @@
+"""TenantShard: owns a subset of tenants (`shard_for(tenant, S)`): their KPI windows and window closing.
+
+`window_rows` runs the Numba window kernels over a shard's slice of a batch; the ingest member writes
+all shards' rows in its one KPI insert (the commit point). `close` runs after that commit: for each of
+its tenants whose partition watermark moved, it closes the windows that are now past the allowed
+lateness, reads their totals from the warehouse, and writes signals, data-quality signals and alerts
+(tables keyed by window, so a repeat after a crash changes nothing) and sends them to the
+`analytics-signals` and `analytics-alerts` topics. Its only state, a horizon per tenant and window kind,
+is stored after each pass and reloaded by a restarted shard.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import confluent_kafka as ck  # through the module: see actors/ingest.py
+import pyarrow as pa
+import ray
+
+from mkt_ray.contract import EventColumns
+from mkt_ray.errors import BrokerError
+from mkt_ray.kafka import producer_config
+from mkt_ray.kernels import WINDOW_KINDS
+from mkt_ray.pipeline import KPI, LEDGER_WINDOW, kpi_window_rows, shard_for
+from mkt_ray.pipeline._closing import ClosedWindow, alert_table, closed_windows, closing_query, signal_table
+from mkt_ray.pipeline._tables import ALERTS, HORIZONS, SIGNALS
+from mkt_ray.settings import Settings
+
+log = logging.getLogger("mkt_ray.shard")
+_NEVER = -(2**62)
+
+
+@ray.remote(num_cpus=0.25, max_restarts=-1, max_task_retries=-1)
+class TenantShard:
+    def __init__(self, settings: Settings, bootstrap: str, store_name: str, index: int, shards: int) -> None:
+        self._settings, self._index, self._shards = settings, index, shards
+        self._store = ray.get_actor(store_name)
+        self._producer = ck.Producer(producer_config(settings.kafka.client_config(bootstrap)))
+        self._db = settings.warehouse.database
+        self._partition_of = self._known_tenants()
+        self._horizons = self._stored_horizons()
+        self._closed = {"windows": 0, "alerts": 0, "quality": 0}
+
+    def window_rows(self, events: EventColumns, ranges: dict[int, tuple[int, int]], applied_ms: int) -> pa.Table:
+        """KPI rows of every window kind for this shard's slice of a batch (the ingest member adds the ledger)."""
+        tenants, partitions = events["tenant_id"].tolist(), events["partition"].tolist()
+        self._partition_of.update(zip(tenants, partitions, strict=True))
+        return kpi_window_rows(events, ranges, applied_ms, ledger=False)
+
+    def close(self, watermarks: dict[int, int], now_ms: int) -> dict[str, int]:
+        """Close what the partitions' watermarks allow, for every tenant of this shard; returns counters."""
+        spans = []
+        for tenant, partition in sorted(self._partition_of.items()):
+            if partition not in watermarks or tenant not in self._settings.tenants:
+                continue
+            horizon = watermarks[partition] - int(self._settings.tenants[tenant].allowed_lateness_s * 1000)
+            for window, _, _ in WINDOW_KINDS:
+                before = self._horizons.get((tenant, window), _NEVER)
+                if horizon > before:
+                    spans.append((tenant, window, before, horizon))
+        if not spans:
+            return dict(self._closed)
+        sql, params = closing_query(self._db, spans)
+        windows = closed_windows(ray.get(self._store.query_rows.remote(sql, params)))
+        alerts = [alert_table([w for w in windows if w.tenant_id == t], self._settings.tenants[t].thresholds, now_ms)
+                  for t in sorted({w.tenant_id for w in windows})]
+        self._publish(windows, pa.concat_tables(alerts) if alerts else None, now_ms)
+        advanced = [{"tenant_id": t, "window": w, "horizon_ms": h} for t, w, _, h in spans]
+        ray.get(self._store.insert_arrow.remote(HORIZONS, pa.Table.from_pylist(advanced)))
+        self._horizons.update({(t, w): h for t, w, _, h in spans})
+        return dict(self._closed)
+
+    def stats(self) -> dict[str, Any]:
+        return {"index": self._index, "tenants": sorted(self._partition_of), **self._closed}
+
+    def _publish(self, windows: list[ClosedWindow], alerts: pa.Table | None, now_ms: int) -> None:
+        signals = signal_table(windows, now_ms)
+        if signals.num_rows:
+            ray.get(self._store.insert_arrow.remote(SIGNALS, signals))
+            self._send(self._settings.kafka.topic_signals, signals)
+        if alerts is not None and alerts.num_rows:
+            ray.get(self._store.insert_arrow.remote(ALERTS, alerts))
+            self._send(self._settings.kafka.topic_alerts, alerts)
+        quality = sum(1 for kind in signals.column("kind").to_pylist() if kind == "quality")
+        self._closed["windows"] += len(windows)
+        self._closed["quality"] += quality
+        self._closed["alerts"] += alerts.num_rows if alerts is not None else 0
+
+    def _send(self, topic: str, table: pa.Table) -> None:
+        for row in table.to_pylist():
+            key = f"{row['tenant_id']}/{row['window']}/{row['campaign_id']}/{row['source']}/{row['window_start_ms']}"
+            value = json.dumps({k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()})
+            self._producer.produce(topic, value.encode(), key=(key + "/" + row.get("rule", "")).encode())
+            self._producer.poll(0)
+        if self._producer.flush(30) > 0:
+            raise BrokerError(f"topic {topic}: messages still queued after 30 s")
+
+    def _known_tenants(self) -> dict[str, int]:
+        rows = ray.get(self._store.query_rows.remote(
+            f"SELECT DISTINCT tenant_id, partition FROM {self._db}.{KPI} WHERE window != '{LEDGER_WINDOW}'"))
+        return {t: int(p) for t, p in rows if shard_for(t, self._shards) == self._index}
+
+    def _stored_horizons(self) -> dict[tuple[str, str], int]:
+        rows = ray.get(self._store.query_rows.remote(
+            f"SELECT tenant_id, window, max(horizon_ms) FROM {self._db}.{HORIZONS} GROUP BY tenant_id, window"))
+        return {(t, w): int(h) for t, w, h in rows if shard_for(t, self._shards) == self._index}
+
+
+def start_shards(settings: Settings, bootstrap: str, store_name: str, suffix: str) -> list[Any]:
+    """S shard actors, named so that they can be found again."""
+    count = settings.pipeline.shards
+    return [
+        TenantShard.options(name=f"mkt-shard-{i}-{suffix}").remote(settings, bootstrap, store_name, i, count)
+        for i in range(count)
+    ]

@@ -1,0 +1,349 @@
+"""The whole pipeline (Kafka -> ingest actors -> KPI windows in the warehouse) against Quix Streams, side by side.
+
+    python -m benchmarks.pipeline [--events 1000000] [--tenants 4] [--seed 7] [--ingest-actors 2] [--skip-quix]
+
+Prints one JSON line on stdout (progress goes to stderr). One embedded broker serves the whole run. The
+seeded workload (no invalid events, no duplicates, so both sides sum exactly the same events) is produced
+into a fresh topic before any consumer starts; then mkt-ray (`actors.launcher.Platform`) drains it, and
+after it has stopped the Quix baseline (benchmarks/_quix.py) drains the same topic with its own group,
+one after the other so they never share the cores. Both sides' per (tenant, campaign, 1-minute window)
+sums must be equal (ints exactly, floats to rel 1e-9), and mkt-ray's per-tenant totals must equal the
+workload's ground truth.
+
+What is measured, for mkt-ray:
+- `wall_s`: first message consumed (earliest `first_consumed_ms` of the members) to the last batch
+  applied (latest `last_applied_ms`), checked against the warehouse ledger reaching the end offsets;
+  `events_per_s` = events / wall_s; `events_per_s_incl_startup` counts from before `Platform` starts.
+- `cpu_s`: user + system CPU of this process and all its descendants (Ray's GCS, raylet, workers, the
+  store actor's chDB) over that span, from /proc/<pid>/stat sampled every 0.1 s (the broker apart, in
+  `broker_cpu_s`); `cpu_s_by_process` splits it by process title.
+- `latency_ms`: the members' event-to-warehouse latency (applied time - Kafka produce time). The topic
+  is preloaded, so it includes the time events waited in Kafka for the platform to start and for the
+  backlog ahead of them: it describes draining a backlog, not steady-state latency.
+- `where_time_goes`: the per-event CPU of one in-process `process_batch` of 10k events (decode, KPI rows)
+  and of the raw Parquet archive of that batch, beside the platform's CPU per event.
+
+The workload's clock is fixed (`NOW`); the contract's time checks are widened so that the wall-clock date
+of a run never quarantines an event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mkt_ray.contract import BatchDecoder, Limits
+from mkt_ray.embedded import EmbeddedBroker, descendants
+from mkt_ray.kafka import create_topics, produce_lines, topic_end_offsets
+from mkt_ray.pipeline import kpi_window_rows, offset_ranges, process_batch, tenant_hint
+from mkt_ray.rawstore import archive_events, slice_name
+from mkt_ray.settings import ContractSettings, KafkaSettings, PipelineSettings, Settings, load_settings
+from mkt_ray.workload import generate_workload
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+NAMES = ["acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka"]
+# wide enough for any run date: a fixed-clock workload is never "future" or "expired"
+CONTRACT = ContractSettings(max_future_s=20 * 365 * 86_400.0, retention_days=20 * 365.0)
+GOAL = {"events_per_s": 250_000, "speedup": 5}
+MEASURES = ("impressions", "clicks", "conversions", "cost", "revenue")
+INTS = 3  # impressions, clicks, conversions are integers; cost and revenue floats
+_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
+_SAMPLE_S = 0.1
+
+WindowKey = tuple[str, str, int]
+
+
+def _say(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def tenant_names(n: int) -> list[str]:
+    return NAMES[:n] + [f"tenant-{i}" for i in range(len(NAMES), n)]
+
+
+# ---------------------------------------------------------------- CPU of a process tree, from /proc
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def _title(pid: int) -> str:
+    """A short name for a process: its Ray title (`ray::IngestActor`), script or executable."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return "?"
+    argv = [a for a in argv if a] or ["?"]
+    if argv[0].startswith("ray::"):
+        return argv[0].split()[0].split(".")[0]
+    if "python" in os.path.basename(argv[0]):
+        for i, arg in enumerate(argv[1:], start=1):
+            if arg == "-m" and i + 1 < len(argv):
+                return argv[i + 1].rsplit(".", 1)[-1]
+            if arg.endswith(".py"):
+                return os.path.basename(arg)
+    return os.path.basename(argv[0].split()[0])
+
+
+class CpuSampler:
+    """Samples the CPU ticks of this process and its descendants every 0.1 s on a daemon thread."""
+
+    def __init__(self, broker_pid: int | None) -> None:
+        self.broker_pid = broker_pid
+        self.samples: list[tuple[float, dict[int, int]]] = []
+        self.titles: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="cpu-sampler", daemon=True)
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def sample(self) -> None:
+        pids = [os.getpid(), *descendants(os.getpid())]
+        ticks = {pid: t for pid in pids if (t := _cpu_ticks(pid)) is not None}
+        for pid in ticks.keys() - self.titles.keys():
+            self.titles[pid] = "broker" if pid == self.broker_pid else "driver" if pid == os.getpid() else _title(pid)
+        self.samples.append((time.time(), ticks))
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(_SAMPLE_S)
+
+    def by_title(self, start_s: float, end_s: float) -> dict[str, float]:
+        """CPU seconds per process title between the last sample at or before `start_s` and the first at
+        or after `end_s` (a process that started in between counts from zero)."""
+        before = next((s for t, s in reversed(self.samples) if t <= start_s), self.samples[0][1])
+        after = next((s for t, s in self.samples if t >= end_s), self.samples[-1][1])
+        used: dict[str, float] = {}
+        for pid, ticks in after.items():
+            title = self.titles[pid]
+            used[title] = used.get(title, 0.0) + (ticks - before.get(pid, 0)) * _TICK_S
+        return dict(sorted(used.items(), key=lambda kv: -kv[1]))
+
+
+# ---------------------------------------------------------------- workload and topic
+
+
+def preload(conf: dict[str, Any], kafka: KafkaSettings, lines: list[bytes]) -> dict[int, int]:
+    """Create the run's topics, produce every line keyed by tenant, return the end offsets."""
+    create_topics(conf, kafka)
+    started = time.perf_counter()
+    produce_lines(conf, kafka.topic_events, lines, lambda line: (tenant_hint(line) or "").encode() or None)
+    ends = topic_end_offsets(conf, kafka.topic_events)
+    _say(f"preloaded {sum(ends.values()):,} messages in {time.perf_counter() - started:.1f} s: {ends}")
+    if sum(ends.values()) != len(lines):
+        raise RuntimeError(f"topic holds {sum(ends.values())} messages, produced {len(lines)}")
+    return ends
+
+
+def run_settings(args: argparse.Namespace, bootstrap: str, tenants: list[str], data_dir: Path) -> Settings:
+    tag = uuid.uuid4().hex[:10]
+    kafka = KafkaSettings(
+        bootstrap_servers=bootstrap, partitions=args.partitions, consumer_group=f"bench-mkt-ray-{tag}",
+        topic_events=f"bench-events-{tag}", topic_quarantine=f"bench-quarantine-{tag}",
+        topic_signals=f"bench-signals-{tag}", topic_alerts=f"bench-alerts-{tag}",
+    )
+    pipeline = PipelineSettings(ingest_actors=args.ingest_actors)
+    return load_settings(None, data_dir=data_dir, kafka=kafka, pipeline=pipeline, contract=CONTRACT).with_tenants(tenants)
+
+
+# ---------------------------------------------------------------- the two sides
+
+
+def run_mkt_ray(
+    settings: Settings, ends: dict[int, int], events: int, broker_pid: int | None
+) -> tuple[dict[str, Any], dict[WindowKey, list[Any]]]:
+    from actors.launcher import Platform  # Ray is imported only when the platform runs
+
+    with CpuSampler(broker_pid) as sampler:
+        started = time.time()
+        with Platform(settings) as platform:
+            platform.wait_until_assigned()
+            _say(f"all {settings.kafka.partitions} partitions assigned after {time.time() - started:.1f} s")
+            platform.wait_until_applied(ends, timeout_s=max(300.0, events / 2_000))
+            done = time.time()
+            stats = platform.stats()
+            sampler.sample()
+            windows = read_windows(platform, settings.warehouse.database)
+    first_s, last_s = stats["first_consumed_ms"] / 1000, stats["last_applied_ms"] / 1000
+    if stats["read"] != events or stats["valid"] != events:
+        raise RuntimeError(f"mkt-ray read {stats['read']} and accepted {stats['valid']} of {events} events")
+    cpu = sampler.by_title(first_s, last_s)
+    wall_s = last_s - first_s
+    cpu_s = sum(v for k, v in cpu.items() if k != "broker")
+    return {
+        "events_per_s": round(events / wall_s), "events_per_s_incl_startup": round(events / (done - started)),
+        "wall_s": round(wall_s, 3), "startup_s": round(first_s - started, 3),
+        "latency_ms": {q: round(stats["latency_ms"][f"kpi_{q}"], 1) for q in ("p50", "p99")},
+        "cpu_s": round(cpu_s, 2), "cpu_us_per_event": round(cpu_s / events * 1e6, 2),
+        "broker_cpu_s": round(cpu.get("broker", 0.0), 2) if broker_pid else None,
+        "cpu_s_by_process": {k: round(v, 2) for k, v in cpu.items() if round(v, 2) > 0},
+    }, windows
+
+
+def read_windows(platform: Any, db: str) -> dict[WindowKey, list[Any]]:
+    """mkt-ray's tumbling 1-minute sums per (tenant, campaign, window), summed over sources and batches."""
+    rows = platform.query(
+        f"SELECT tenant_id, campaign_id, window_start_ms, sum(impressions), sum(clicks), sum(conversions),"
+        f" sum(cost), sum(revenue) FROM {db}.kpi_windows WHERE window = 'tumbling_1m'"
+        f" GROUP BY tenant_id, campaign_id, window_start_ms"
+    )
+    return {(t, c, int(w)): [int(v) for v in rest[:INTS]] + [float(v) for v in rest[INTS:]] for t, c, w, *rest in rows}
+
+
+def run_quix(bootstrap: str, topic: str, events: int, broker_pid: int | None) -> tuple[dict[str, Any], dict]:
+    from benchmarks._quix import run_quix_baseline
+
+    broker_before = _cpu_ticks(broker_pid) if broker_pid else None
+    result = run_quix_baseline(bootstrap, topic, events, timeout_s=max(600.0, events / 2_000))
+    broker_after = _cpu_ticks(broker_pid) if broker_pid else None
+    broker_cpu = (broker_after - broker_before) * _TICK_S if broker_before is not None and broker_after else None
+    return {
+        "events_per_s": round(result["events_per_s"]),
+        "wall_s": round(result["wall_s"] - result["startup_s"], 3),
+        "startup_s": round(result["startup_s"], 3),
+        "cpu_s": round(result["cpu_s"], 2),
+        "cpu_us_per_event": round(result["cpu_s"] / events * 1e6, 2),
+        "broker_cpu_s": round(broker_cpu, 2) if broker_cpu is not None else None,
+    }, result["windows"]
+
+
+# ---------------------------------------------------------------- checks and the in-process breakdown
+
+
+def windows_equal(ours: dict[WindowKey, list[Any]], theirs: dict[WindowKey, list[Any]]) -> bool:
+    if ours.keys() != theirs.keys():
+        _say(f"window keys differ: {len(ours.keys() - theirs.keys())} only in mkt-ray, "
+             f"{len(theirs.keys() - ours.keys())} only in quix")
+        return False
+    for key, mine in ours.items():
+        other = theirs[key]
+        if list(mine[:INTS]) != list(other[:INTS]) or not all(
+            math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9) for a, b in zip(mine[INTS:], other[INTS:], strict=True)
+        ):
+            _say(f"window {key} differs: mkt-ray {mine}, quix {other}")
+            return False
+    return True
+
+
+def totals_match_truth(windows: dict[WindowKey, list[Any]], truth: dict[str, Any]) -> bool:
+    totals: dict[str, list[Any]] = {}
+    for (tenant, _, _), sums in windows.items():
+        total = totals.setdefault(tenant, [0, 0, 0, 0.0, 0.0])
+        for i, value in enumerate(sums):
+            total[i] += value
+    expected = {t: [k[m] for m in MEASURES] for t, k in truth["kpis"].items() if any(k.values())}
+    return totals.keys() == expected.keys() and all(
+        totals[t][:INTS] == want[:INTS]
+        and all(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6) for a, b in zip(totals[t][INTS:], want[INTS:], strict=True))
+        for t, want in expected.items()
+    )
+
+
+def where_time_goes(lines: list[bytes], tenants: list[str], batch: int, cpu_us_per_event: float | None) -> dict[str, Any]:
+    """CPU per event of one batch's work in this process: decode, KPI rows, the whole `process_batch`,
+    and the raw Parquet archive of it (each timed after a warm-up batch)."""
+    now_ms = int(NOW.timestamp() * 1000)
+    limits = Limits.from_settings(CONTRACT)
+    part, offs = np.zeros(batch, np.int32), np.arange(batch, dtype=np.int64)
+    warm, timed = lines[:batch], lines[batch : 2 * batch] if len(lines) >= 2 * batch else lines[:batch]
+    n = len(timed)
+    process_batch(BatchDecoder(tenants, limits), warm, part[: len(warm)], offs[: len(warm)], now_ms)
+    clock = time.process_time
+    t0 = clock()
+    decoded = BatchDecoder(tenants, limits).decode(timed, part[:n], offs[:n], now_ms=now_ms)
+    t1 = clock()
+    kpi_window_rows(decoded.events, offset_ranges(part[:n], offs[:n]), now_ms)
+    t2 = clock()
+    out = process_batch(BatchDecoder(tenants, limits), timed, part[:n], offs[:n], now_ms)
+    t3 = clock()
+    raw_dir = tempfile.mkdtemp(prefix="bench-raw-")
+    try:
+        archive_events(out.events, raw_dir, slice_name(0, 0, n - 1))
+        t4 = clock()
+    finally:
+        shutil.rmtree(raw_dir, ignore_errors=True)
+    us = 1e6 / n
+    return {
+        "batch": n, "decode_us_per_event": round((t1 - t0) * us, 2), "kpi_rows_us_per_event": round((t2 - t1) * us, 2),
+        "process_batch_us_per_event": round((t3 - t2) * us, 2), "raw_archive_us_per_event": round((t4 - t3) * us, 2),
+        "platform_cpu_us_per_event": cpu_us_per_event,
+    }
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--tenants", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--ingest-actors", type=int, default=2)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--skip-quix", action="store_true")
+    parser.add_argument("--bootstrap", default=None, help="use this broker instead of starting an embedded one")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    tenants = tenant_names(args.tenants)
+    workload = generate_workload(args.events, tenants, args.seed, NOW, invalid_share=0.0, duplicate_share=0.0)
+    lines = list(workload)
+    broker = None if args.bootstrap else EmbeddedBroker().start()
+    bootstrap, broker_pid = args.bootstrap or broker.bootstrap, broker.pid if broker else None
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    try:
+        settings = run_settings(args, bootstrap, tenants, data_dir)
+        ends = preload(settings.kafka.client_config(), settings.kafka, lines)
+        partition_events = {str(p): n for p, n in ends.items()}
+        mkt, ours = run_mkt_ray(settings, ends, len(lines), broker_pid)
+        _say(f"mkt-ray: {mkt['events_per_s']:,} events/s over {mkt['wall_s']} s, {mkt['cpu_s']} CPU s")
+        quix, theirs = (None, None) if args.skip_quix else run_quix(bootstrap, settings.kafka.topic_events, len(lines), broker_pid)
+        if quix:
+            _say(f"quix: {quix['events_per_s']:,} events/s over {quix['wall_s']} s, {quix['cpu_s']} CPU s")
+    finally:
+        if broker is not None:
+            broker.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    mkt["where_time_goes"] = where_time_goes(lines, tenants, 10_000, mkt["cpu_us_per_event"])
+    print(json.dumps({
+        "benchmark": "pipeline", "events": len(lines), "seed": args.seed, "tenants": args.tenants,
+        "ingest_actors": args.ingest_actors, "partitions": args.partitions, "partition_events": partition_events,
+        "workload": "generate_workload(invalid_share=0.0, duplicate_share=0.0): every event valid and distinct",
+        "cores": os.cpu_count(), "mkt_ray": mkt, "quix": quix,
+        "speedup": round(mkt["events_per_s"] / quix["events_per_s"], 2) if quix else None,
+        "sums_match": windows_equal(ours, theirs) if theirs is not None else None,
+        "truth_match": totals_match_truth(ours, workload.truth),
+        "windows": len(ours), "goal": GOAL,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
