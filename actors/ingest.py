@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 # referenced through the module: the classes' __module__ is `cimpl`, which Ray's pickling of actor classes
@@ -37,6 +38,7 @@ from mkt_ray.pipeline import (
     QUARANTINE,
     BatchCounts,
     BatchOutput,
+    enrich,
     load_checkpoint,
     process_batch,
     save_checkpoint,
@@ -59,6 +61,7 @@ class IngestActor:
         self._consumer = ck.Consumer({**consumer_config(conf, settings.kafka.consumer_group), "client.id": f"ingest-{member}"})
         self._producer = ck.Producer(producer_config(conf))
         self._limits = Limits.from_settings(settings.contract)
+        self._enrich = partial(enrich, tenants=settings.tenants, currency=settings.currency)
         self._decoders: dict[int, BatchDecoder] = {}
         self._applied: dict[int, int] = {}  # partition -> offset through which a restart only replays
         self._checkpointed_at: dict[int, float] = {}
@@ -117,7 +120,7 @@ class IngestActor:
         created = np.fromiter((m.timestamp()[1] for m in messages), np.int64, n)
         with self._timed("decode"):
             out = process_batch(self._decoder_for, [m.value() for m in messages], partitions, offsets, now_ms,
-                                self._applied, created, window_rows=False)
+                                self._applied, created, window_rows=False, enrich_with=self._enrich)
         if out.ranges:
             with self._timed("window_rows"):
                 window_rows = self._window_rows(out, now_ms)
@@ -141,7 +144,7 @@ class IngestActor:
 
     def _window_rows(self, out: BatchOutput, now_ms: int) -> list[pa.Table]:
         """Each tenant shard's window rows for its slice of the batch, computed in parallel."""
-        slices = split_by_shard(out.events, len(self._shards))
+        slices = split_by_shard(out.kpi_events, len(self._shards))
         return ray.get([self._shards[s].window_rows.remote(part, out.ranges, now_ms) for s, part in slices.items()])
 
     def _write(self, out: BatchOutput, window_rows: list[pa.Table]) -> None:

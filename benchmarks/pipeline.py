@@ -184,7 +184,7 @@ def run_mkt_ray(
         with Platform(settings) as platform:
             platform.wait_until_assigned()
             _say(f"all {settings.kafka.partitions} partitions assigned after {time.time() - started:.1f} s")
-            platform.wait_until_applied(ends, timeout_s=max(300.0, events / 2_000))
+            wait_until_applied(platform, ends, timeout_s=max(300.0, events / 2_000))
             done = time.time()
             stats = platform.stats()
             sampler.sample()
@@ -202,7 +202,23 @@ def run_mkt_ray(
         "cpu_s": round(cpu_s, 2), "cpu_us_per_event": round(cpu_s / events * 1e6, 2),
         "broker_cpu_s": round(cpu.get("broker", 0.0), 2) if broker_pid else None,
         "cpu_s_by_process": {k: round(v, 2) for k, v in cpu.items() if round(v, 2) > 0},
+        "member_phase_s": stats.get("phase_s"),
     }, windows
+
+
+def wait_until_applied(platform: Any, ends: dict[int, int], timeout_s: float) -> None:
+    """`Platform.wait_until_applied`, checking every 2 s that no member died (a dead member never gets there)."""
+    from mkt_ray.errors import MktRayError
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return platform.wait_until_applied(ends, timeout_s=2.0)
+        except MktRayError:
+            stats = platform.stats()  # raises if a member's loop died
+            if time.monotonic() > deadline:
+                raise
+            _say(f"applied {stats['read']:,} messages so far")
 
 
 def read_windows(platform: Any, db: str) -> dict[WindowKey, list[Any]]:

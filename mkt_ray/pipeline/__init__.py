@@ -9,17 +9,21 @@ from mkt_ray.pipeline._batch import (
     tenant_hint,
 )
 from mkt_ray.pipeline._checkpoint import load_checkpoint, save_checkpoint
+from mkt_ray.pipeline._enrich import DEFAULT_CHANNEL_ALIASES, EnrichResult, enrich
 from mkt_ray.pipeline._kpi_rows import LEDGER_WINDOW, MINUTE_MS, factorize, kpi_window_rows
 from mkt_ray.pipeline._routing import shard_for, split_by_shard
 from mkt_ray.pipeline._tables import KPI, QUARANTINE, pipeline_ddl
 
 __all__ = [
+    "DEFAULT_CHANNEL_ALIASES",
     "KPI",
     "LEDGER_WINDOW",
     "MINUTE_MS",
     "QUARANTINE",
     "BatchCounts",
     "BatchOutput",
+    "EnrichResult",
+    "enrich",
     "factorize",
     "kpi_window_rows",
     "load_checkpoint",

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from mkt_ray.contract import BatchDecoder, EventColumns, Rejection
+from mkt_ray.pipeline._enrich import EnrichResult
 from mkt_ray.pipeline._kpi_rows import kpi_window_rows
 from mkt_ray.pipeline._tables import QUARANTINE_SCHEMA
 
@@ -54,7 +55,8 @@ class BatchCounts:
 
 @dataclass
 class BatchOutput:
-    events: EventColumns  # valid events to apply (replayed offsets left out)
+    events: EventColumns  # valid events to apply (replayed offsets left out), as received
+    kpi_events: EventColumns  # the same events enriched (canonical channels, base currency): KPIs use these
     rejects: list[Rejection]
     created_ms: np.ndarray  # each event's Kafka timestamp, for event-to-warehouse latency
     kpi_rows: pa.Table
@@ -78,6 +80,7 @@ def process_batch(
     applied: Mapping[int, int] | None = None,
     created_ms: np.ndarray | None = None,
     window_rows: bool = True,
+    enrich_with: Callable[[EventColumns], EnrichResult] | None = None,
 ) -> BatchOutput:
     """Decode a batch partition by partition and build what must be written before it is committed.
 
@@ -114,9 +117,10 @@ def process_batch(
         counts.add(BatchCounts(int(fresh.sum()), len(events), len(kept_rejects), duplicates,
                                Counter(r.reason.code for r in kept_rejects)))
     events = EventColumns.concat(parts)
+    kpi_events = enrich_with(events).events if enrich_with is not None else events
     return BatchOutput(
-        events, rejects, np.concatenate(stamps) if stamps else np.zeros(0, np.int64),
-        kpi_window_rows(events if window_rows else events.take(np.zeros(len(events), bool)), ranges, now_ms, watermarks),
+        events, kpi_events, rejects, np.concatenate(stamps) if stamps else np.zeros(0, np.int64),
+        kpi_window_rows(kpi_events if window_rows else events.take(np.zeros(len(events), bool)), ranges, now_ms, watermarks),
         quarantine_table(rejects, now_ms), ranges, counts,
         watermarks,
     )

@@ -114,3 +114,23 @@ def test_group_sums_chunked_equals_one_shot_and_python(groups: list[int], split:
             for i in rows:
                 total += float(amounts[i, j])
             assert one_amounts[k, j] == total  # same order of additions: bit-identical
+
+
+def test_kpi_rows_use_enriched_channels_and_currency_while_raw_events_stay_as_received() -> None:
+    from functools import partial
+
+    from mkt_ray.pipeline import enrich
+    from mkt_ray.settings import CurrencySettings, TenantConfig
+    from tests.contract.factories import encode, make_event
+
+    lines = [
+        encode(make_event("ad_metrics", event_id="a", timestamp="2026-11-27T11:00:10Z", source="AdWords",
+                          performance_metrics={"impressions": 10, "cost": 10.0}, metadata={"currency": "EUR"})),
+        encode(make_event("ad_metrics", event_id="b", timestamp="2026-11-27T11:00:20Z", source="google",
+                          performance_metrics={"impressions": 5, "cost": 2.0})),
+    ]
+    enricher = partial(enrich, tenants={"acme": TenantConfig()}, currency=CurrencySettings(rates={"EUR": 1.5}))
+    out = process_batch(BatchDecoder(TENANTS), lines, np.zeros(2, np.int32), np.arange(2), NOW_MS, enrich_with=enricher)
+    assert out.events["source"].tolist() == ["AdWords", "google"]
+    rows = [r for r in out.kpi_rows.to_pylist() if r["window"] == "tumbling_1m"]
+    assert [(r["source"], r["impressions"], r["cost"]) for r in rows] == [("google_ads", 15, 17.0)]

@@ -1,0 +1,90 @@
+"""Closed windows through the real pipeline: alerts fire exactly for breaching windows, once each;
+ratio violations on a window's totals become data-quality signals."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from actors.launcher import Platform
+from mkt_ray.kafka import consume_all, produce_lines, topic_end_offsets
+from mkt_ray.settings import PipelineSettings, load_settings
+
+pytestmark = pytest.mark.platform
+MINUTE = 60_000
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _event(i: int, ts_ms: int, event_type: str = "ad_metrics", **metrics) -> bytes:
+    event = {"schema_version": 1, "event_id": f"e{i}", "tenant_id": "acme", "event_type": event_type,
+             "timestamp": _iso(ts_ms), "source": "meta", "campaign_id": "c1", "performance_metrics": metrics}
+    if event_type == "touchpoint":
+        event["anonymous_id"] = f"a{i}"
+    return json.dumps(event).encode()
+
+
+@pytest.fixture
+def platform(broker, kafka_settings, ray_session, tmp_path: Path):
+    thresholds = {"window": "tumbling_1m", "min_impressions": 10, "ctr_below": 0.05, "spend_above": 50.0}
+    settings = load_settings(
+        data_dir=tmp_path / "data",
+        kafka=kafka_settings(bootstrap_servers=broker.bootstrap, consumer_group=f"g-{tmp_path.name}", partitions=1),
+        pipeline=PipelineSettings(ingest_actors=1, shards=2),
+        tenants={"acme": {"allowed_lateness_s": 0, "thresholds": thresholds}},
+    )
+    with Platform(settings) as running:
+        running.wait_until_assigned()
+        yield running
+
+
+def _send(platform: Platform, lines: list[bytes]) -> None:
+    topic = platform.settings.kafka.topic_events
+    produce_lines(platform.kafka_conf, topic, lines, lambda _: b"acme")
+    platform.wait_until_applied(topic_end_offsets(platform.kafka_conf, topic), 60)
+
+
+def test_alerts_fire_once_for_exactly_the_breaching_windows(platform: Platform) -> None:
+    base = (int(time.time() * 1000) // MINUTE - 30) * MINUTE
+    m = [base + k * MINUTE for k in range(12)]
+    _send(platform, [
+        _event(0, m[0] + 5, impressions=100, clicks=10, cost=10.0),   # ctr 0.10, spend 10: fine
+        _event(1, m[1] + 5, impressions=100, clicks=2, cost=10.0),    # ctr 0.02: ctr_below
+        _event(2, m[2] + 5, impressions=5, clicks=0, cost=60.0),      # too thin for ratios; spend 60: spend_above
+        _event(3, m[3] + 5, impressions=120, clicks=3, cost=30.0),    # ctr 0.025 ...
+        _event(4, m[3] + 9, impressions=80, clicks=2, cost=50.0),     # ... window total 200/5, spend 80: both
+        _event(5, m[5] + 5, impressions=100, clicks=50, cost=5.0),    # fine
+        _event(6, m[6] + 5, "touchpoint", clicks=1),                  # window clicks > impressions: quality
+        _event(7, m[6] + 7, "touchpoint", clicks=1),
+    ])
+    _send(platform, [_event(8, m[11] + 1, impressions=100, clicks=10)])  # watermark moves: m0..m10 close
+    _send(platform, [_event(9, m[1] + 30, impressions=1000, clicks=1)])  # late for a closed window: no new alert
+
+    db = platform.settings.warehouse.database
+    alerts = platform.query(f"SELECT window_start_ms, rule, value FROM {db}.alerts ORDER BY window_start_ms, rule")
+    assert [(start, rule) for start, rule, _ in alerts] == [
+        (m[1], "ctr_below"), (m[2], "spend_above"), (m[3], "ctr_below"), (m[3], "spend_above")]
+    assert [value for *_, value in alerts] == [0.02, 60.0, 0.025, 80.0]
+
+    signals = platform.query(
+        f"SELECT window, window_start_ms, impressions, clicks FROM {db}.signals WHERE kind = 'window' "
+        f"AND window = 'tumbling_1m' ORDER BY window_start_ms")
+    assert [(s, i, c) for _, s, i, c in signals] == [
+        (m[0], 100, 10), (m[1], 100, 2), (m[2], 5, 0), (m[3], 200, 5), (m[5], 100, 50), (m[6], 0, 2)]
+    quality = platform.query(f"SELECT window, window_start_ms, rule FROM {db}.signals WHERE kind = 'quality' ORDER BY window, window_start_ms")
+    assert (("tumbling_1m", m[6], "clicks_exceed_impressions") in quality)
+
+    # the late event still counts in the stored window
+    (total,), = platform.query(
+        f"SELECT sum(impressions) FROM {db}.kpi_windows WHERE window = 'tumbling_1m' AND window_start_ms = {m[1]}")
+    assert total == 1100
+
+    messages = consume_all(platform.kafka_conf, platform.settings.kafka.topic_alerts, 100, timeout=10)
+    assert sorted(json.loads(v)["rule"] + str(json.loads(v)["window_start_ms"]) for *_, v in messages) == sorted(
+        ["ctr_below" + str(m[1]), "spend_above" + str(m[2]), "ctr_below" + str(m[3]), "spend_above" + str(m[3])])
