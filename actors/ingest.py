@@ -51,7 +51,7 @@ log = logging.getLogger("mkt_ray.ingest")
 _LATENCY_SAMPLES = 200_000
 
 
-@ray.remote(num_cpus=0.25, max_concurrency=4, max_restarts=-1)
+@ray.remote(num_cpus=0.2, max_concurrency=4, max_restarts=-1)
 class IngestActor:
     def __init__(self, settings: Settings, bootstrap: str, store_name: str, shard_names: list[str], member: int = 0) -> None:
         # actors are looked up by name: a handle argument would pin it in the object store across restarts

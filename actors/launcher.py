@@ -80,7 +80,7 @@ class Platform:
         self.say(f"warehouse ({self.settings.warehouse.backend}) at {self.settings.chdb_path}")
         self.shards = start_shards(self.settings, self.bootstrap, self.store_name, self._suffix)
         shard_names = [f"mkt-shard-{i}-{self._suffix}" for i in range(len(self.shards))]
-        ray.get([shard.stats.remote() for shard in self.shards])  # constructed, so the ingest members find them
+        self._wait_placed([shard.stats.remote() for shard in self.shards], "tenant shards")
         self.ingest = [
             IngestActor.options(name=f"mkt-ingest-{i}-{self._suffix}").remote(
                 self.settings, self.bootstrap, self.store_name, shard_names, i)
@@ -89,6 +89,17 @@ class Platform:
         self.say(f"{len(self.ingest)} ingest actor(s) in consumer group {self.settings.kafka.consumer_group}, "
                  f"{len(self.shards)} tenant shard(s)")
         return self
+
+    def _wait_placed(self, refs: list, what: str, timeout_s: float = 120.0) -> None:
+        """Wait until actors are constructed; a cluster without room for them gets a clear error."""
+        try:
+            ray.get(refs, timeout=timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            resources = ray.available_resources()
+            raise MktRayError(
+                f"{what} were not placed within {timeout_s:.0f} s; Ray has {resources.get('CPU', 0):.2f} CPU free. "
+                "Lower pipeline.ingest_actors / pipeline.shards or give Ray more CPUs (ray_num_cpus)"
+            ) from None
 
     def _start_ray(self) -> None:
         if ray.is_initialized():
@@ -181,10 +192,17 @@ class Platform:
         return {int(p): int(o) for p, o in self.query(f"SELECT partition, max(last_offset) FROM {db}.{KPI} GROUP BY partition")}
 
     def wait_until_applied(self, end_offsets: dict[int, int], timeout_s: float) -> None:
-        """Block until the warehouse ledger reaches `end_offsets` (next offset to be written, per partition)."""
+        """Block until the warehouse ledger reaches `end_offsets` (next offset to be written, per partition).
+
+        Raises at once if an ingest member's loop died (checked every 2 s).
+        """
         deadline = time.monotonic() + timeout_s
         targets = {p: end - 1 for p, end in end_offsets.items() if end > 0}
+        next_check = time.monotonic() + 2.0
         while True:
+            if time.monotonic() > next_check:
+                self.stats()  # raises MktRayError naming the member and its error
+                next_check += 2.0
             ledger = self.ledger()
             if all(ledger.get(p, -1) >= last for p, last in targets.items()):
                 return

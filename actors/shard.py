@@ -32,7 +32,8 @@ log = logging.getLogger("mkt_ray.shard")
 _NEVER = -(2**62)
 
 
-@ray.remote(num_cpus=0.25, max_restarts=-1, max_task_retries=-1)
+# 0.1 CPU: up to 8 shards and 4 members fit a 2-CPU laptop; Ray CPUs only gate placement, not use
+@ray.remote(num_cpus=0.1, max_restarts=-1, max_task_retries=-1)
 class TenantShard:
     def __init__(self, settings: Settings, bootstrap: str, store_name: str, index: int, shards: int) -> None:
         self._settings, self._index, self._shards = settings, index, shards

@@ -89,3 +89,25 @@ def test_kills_mid_stream_change_no_total(platform: Platform) -> None:
     raw = read_raw(platform.settings.raw_uri)
     assert raw.num_rows == truth["valid"]
     assert len(set(zip(raw["tenant_id"].to_pylist(), raw["event_id"].to_pylist(), strict=True))) == truth["valid"]
+
+
+@pytest.mark.parametrize(("members", "shards"), [(1, 1), (4, 8)])
+def test_member_and_shard_counts_do_not_change_totals(broker, kafka_settings, ray_session, tmp_path: Path,
+                                                      members: int, shards: int) -> None:
+    settings = load_settings(
+        data_dir=tmp_path / "data",
+        kafka=kafka_settings(bootstrap_servers=broker.bootstrap, consumer_group=f"g-{tmp_path.name}", partitions=4),
+        pipeline=PipelineSettings(ingest_actors=members, shards=shards, batch_size=2000),
+    ).with_tenants(TENANTS)
+    workload = generate_workload(8000, TENANTS, 4, datetime.now(UTC))
+    lines = list(workload)
+    with Platform(settings) as platform:
+        platform.wait_until_assigned()
+        produce_lines(platform.kafka_conf, settings.kafka.topic_events, lines, _key)
+        platform.wait_until_applied(topic_end_offsets(platform.kafka_conf, settings.kafka.topic_events), 120)
+        totals = platform.kpi_totals()
+        assert {t: {k: v for k, v in totals[t].items() if k in ("impressions", "clicks", "conversions")}
+                for t in totals} == {t: {k: workload.truth["kpis"][t][k] for k in ("impressions", "clicks", "conversions")}
+                                     for t in TENANTS}
+        assert sum(t["events"] for t in totals.values()) == workload.truth["valid"]
+        assert sum(platform.quarantine_counts().values()) == workload.truth["quarantined"]
