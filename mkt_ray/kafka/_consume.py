@@ -16,13 +16,19 @@ Record = tuple[int, int, bytes | None, bytes | None]
 
 
 def consume_all(
-    conf: dict[str, Any], topic: str, max_messages: int, timeout: float = 10.0, group_id: str | None = None
+    conf: dict[str, Any],
+    topic: str,
+    max_messages: int,
+    timeout: float = 10.0,
+    group_id: str | None = None,
+    headers: bool = False,
 ) -> list[Record]:
     """Up to `max_messages` records of `topic` as (partition, offset, key, value), in arrival order.
 
     Without `group_id`, reads every partition from its start with no group. With one, joins that consumer
     group (starting from its committed offsets, else the earliest) and commits what it read before returning.
-    Stops at `max_messages` or after `timeout` seconds, whichever comes first.
+    Stops at `max_messages` or after `timeout` seconds, whichever comes first. With `headers`, each record
+    has a fifth item: the message's headers as a list of (name, bytes).
     """
     group = group_id or f"mkt-ray-reader-{uuid.uuid4().hex}"
     consumer = Consumer(consumer_config(conf, group))
@@ -32,7 +38,7 @@ def consume_all(
             consumer.assign([TopicPartition(topic, p, 0) for p in parts])
         else:
             consumer.subscribe([topic])
-        records = _read(consumer, topic, max_messages, timeout)
+        records = _read(consumer, topic, max_messages, timeout, headers)
         if group_id is not None and records:
             consumer.commit(asynchronous=False)
         return records
@@ -42,7 +48,7 @@ def consume_all(
         consumer.close()
 
 
-def _read(consumer: Consumer, topic: str, max_messages: int, timeout: float) -> list[Record]:
+def _read(consumer: Consumer, topic: str, max_messages: int, timeout: float, headers: bool = False) -> list[Record]:
     records: list[Record] = []
     deadline = time.monotonic() + timeout
     while len(records) < max_messages and time.monotonic() < deadline:
@@ -50,5 +56,6 @@ def _read(consumer: Consumer, topic: str, max_messages: int, timeout: float) -> 
             err = msg.error()
             if err is not None:
                 raise BrokerError(f"consuming topic {topic!r} partition {msg.partition()}: {err.str()}")
-            records.append((msg.partition(), msg.offset(), msg.key(), msg.value()))
+            record = (msg.partition(), msg.offset(), msg.key(), msg.value())
+            records.append((*record, msg.headers() or []) if headers else record)
     return records
