@@ -19,6 +19,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
@@ -30,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import ray
 
-from mkt_ray.contract import BatchDecoder, DecoderState, Limits
+from mkt_ray.contract import BatchDecoder, DecoderState, EventColumns, Limits
 from mkt_ray.errors import BrokerError
 from mkt_ray.kafka import consumer_config, producer_config
 from mkt_ray.pipeline import (
@@ -49,6 +50,8 @@ from mkt_ray.settings import Settings
 
 log = logging.getLogger("mkt_ray.ingest")
 _LATENCY_SAMPLES = 200_000
+WINDOW_COLUMNS = ("partition", "tenant_id", "campaign_id", "source", "ts_ms", "impressions", "clicks", "conversions",
+                  "cost", "revenue")
 
 
 @ray.remote(num_cpus=0.2, max_concurrency=4, max_restarts=-1)
@@ -71,6 +74,8 @@ class IngestActor:
         self._first_consumed_ms: int | None = None
         self._last_applied_ms: int | None = None
         self._error: str | None = None
+        self._closing: list = []  # the shards' window-closing calls of the last batch
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"archive-{member}")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"ingest-{member}", daemon=True)
         self._thread.start()
@@ -89,9 +94,10 @@ class IngestActor:
         }
 
     def stop(self) -> None:
-        """Finish the batch in hand, leave the group and close the clients."""
+        """Finish the batch in hand and its window closing, leave the group and close the clients."""
         self._stop.set()
         self._thread.join(timeout=30)
+        ray.get(self._closing, timeout=30)
 
     def _run(self) -> None:
         kafka, pipeline = self._settings.kafka, self._settings.pipeline
@@ -108,6 +114,7 @@ class IngestActor:
         finally:
             self._consumer.close()
             self._producer.flush(10)
+            self._pool.shutdown(wait=True)
 
     def _apply(self, messages: list) -> None:
         if not messages:
@@ -122,15 +129,14 @@ class IngestActor:
             out = process_batch(self._decoder_for, [m.value() for m in messages], partitions, offsets, now_ms,
                                 self._applied, created, window_rows=False, enrich_with=self._enrich)
         if out.ranges:
-            with self._timed("window_rows"):
-                window_rows = self._window_rows(out, now_ms)
-            self._write(out, window_rows)
+            self._write(out, now_ms)
             topic = self._settings.kafka.topic_events
             with self._timed("commit"):
                 self._consumer.commit(offsets=[ck.TopicPartition(topic, p, last + 1) for p, (_, last) in out.ranges.items()],
                                       asynchronous=False)
-            with self._timed("close_windows"):
-                ray.get([shard.close.remote(out.watermarks, now_ms) for shard in self._shards])
+            # pipelined: the pass runs while the next batch is consumed and decoded; it must finish before
+            # that batch's KPI insert (see _write), so a closed window's totals never include later batches
+            self._closing = [shard.close.remote(out.watermarks, now_ms) for shard in self._shards]
         applied_ms = int(time.time() * 1000)
         self._counts.add(out.counts)
         self._record_latency(applied_ms - out.created_ms)
@@ -142,20 +148,37 @@ class IngestActor:
             self._decoders[partition] = BatchDecoder(self._settings.tenants, self._limits)
         return self._decoders[partition]
 
-    def _window_rows(self, out: BatchOutput, now_ms: int) -> list[pa.Table]:
-        """Each tenant shard's window rows for its slice of the batch, computed in parallel."""
-        slices = split_by_shard(out.kpi_events, len(self._shards))
-        return ray.get([self._shards[s].window_rows.remote(part, out.ranges, now_ms) for s, part in slices.items()])
+    def _window_rows(self, out: BatchOutput, now_ms: int) -> list:
+        """Ask each tenant shard for the window rows of its slice (only the columns windows need)."""
+        slim = EventColumns({name: out.kpi_events[name] for name in WINDOW_COLUMNS})
+        slices = split_by_shard(slim, len(self._shards))
+        return [self._shards[s].window_rows.remote(part, out.ranges, now_ms) for s, part in slices.items()]
 
-    def _write(self, out: BatchOutput, window_rows: list[pa.Table]) -> None:
-        """Raw archive, quarantine (topic, then table), then the KPI rows: the last write is the commit point."""
-        with self._timed("raw_archive"):
-            for partition, (first, last) in out.ranges.items():
-                archive_events(out.events.take(out.events["partition"] == partition), self._settings.raw_uri,
-                               slice_name(partition, first, last))
+    def _archive(self, out: BatchOutput) -> None:
+        started = time.perf_counter()
+        for partition, (first, last) in out.ranges.items():
+            archive_events(out.events.take(out.events["partition"] == partition), self._settings.raw_uri,
+                           slice_name(partition, first, last))
+        self._phase_s["raw_archive (overlapped)"] += time.perf_counter() - started
+
+    def _write(self, out: BatchOutput, now_ms: int) -> None:
+        """Raw archive, quarantine (topic, then table), then the KPI rows: the last write is the commit point.
+
+        The Parquet writes (which release the GIL) run in a thread while the shards compute window rows
+        and the quarantine is written; all of it is durable before the KPI insert.
+        """
+        archived = self._pool.submit(self._archive, out)
+        pending_rows = self._window_rows(out, now_ms)
         token = "_".join(slice_name(p, a, b) for p, (a, b) in sorted(out.ranges.items()))
         if out.quarantine_rows.num_rows:
             self._quarantine(out, token)
+        with self._timed("window_rows"):
+            window_rows = ray.get(pending_rows)
+        with self._timed("raw_archive"):
+            archived.result()
+        with self._timed("close_windows"):
+            ray.get(self._closing)  # the previous batch's pass; its errors surface here
+            self._closing = []
         with self._timed("kpi_insert"):
             kpi_rows = pa.concat_tables([*window_rows, out.kpi_rows])  # window rows and the ledger, one insert
             ray.get(self._store.insert_arrow.remote(KPI, kpi_rows, f"kpi-{token}"))

@@ -91,15 +91,19 @@ def test_kills_mid_stream_change_no_total(platform: Platform) -> None:
     assert ray.data.read_parquet(platform.settings.raw_uri).count() == truth["valid"]  # Ray Data reads the archive
 
     # the quarantine topic holds every rejected message (a replay may repeat one; its headers identify it)
-    table = {(p, o): r for r, p, o in platform.query(f"SELECT reason, partition, offset FROM {db}.quarantine FINAL")}
+    table = {(p, o): (r, raw) for r, p, o, raw in platform.query(
+        f"SELECT reason, partition, offset, raw FROM {db}.quarantine FINAL")}
     topic = consume_all(platform.kafka_conf, platform.settings.kafka.topic_quarantine, 10 * truth["quarantined"], timeout=15,
                          headers=True)
     assert len(topic) >= truth["quarantined"]
     seen = {}
     for _, _, _, value, headers in topic:
         h = {k: v.decode() for k, v in headers}
-        seen[(int(h["partition"]), int(h["offset"]))] = h["reason"]
-    assert seen == table
+        seen[(int(h["partition"]), int(h["offset"]))] = (h["reason"], value)
+    assert seen.keys() == table.keys()
+    assert all(seen[k][0] == table[k][0] for k in table)  # the same reason
+    assert all(seen[k][1] == table[k][1] or seen[k][1].decode("utf-8", "replace") == table[k][1]
+               for k in table)  # the raw bytes (chDB hands String back as text)
 
 
 @pytest.mark.parametrize(("members", "shards"), [(1, 1), (4, 8)])
