@@ -56,12 +56,24 @@ def _read_until(stream, marker: str, timeout: float) -> str:
     raise AssertionError(f"{marker!r} not seen within {timeout} s; output:\n{''.join(seen)}")
 
 
-def test_up_runs_traffic_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
-    env = {**os.environ, "MKT_DATA_DIR": str(tmp_path / "data")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mkt_ray", "up", "--rate", "400", "--status-every", "2"],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
+def _start_up(tmp_path: Path, rate: int, status_every: int) -> subprocess.Popen:
+    """`mkt-ray up` in its own data folder, stderr captured as text."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mkt_ray", "up", "--rate", str(rate), "--status-every", str(status_every)],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        env={**os.environ, "MKT_DATA_DIR": str(tmp_path / "data")},
     )
+
+
+def _wait_all_gone(pids: set[int], timeout_s: float) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.5)
+    return [p for p in pids if _alive(p)]
+
+
+def test_up_runs_traffic_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
+    proc = _start_up(tmp_path, rate=400, status_every=2)
     try:
         banner = _read_until(proc.stderr, "Ctrl-C stops everything", timeout=120)
         assert "Kafka bootstrap" in banner and "warehouse (chDB)" in banner and "raw Parquet" in banner
@@ -76,18 +88,11 @@ def test_up_runs_traffic_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> Non
             proc.kill()
     assert proc.returncode == 0, rest
     assert "stopped; nothing left running" in rest
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and any(_alive(p) for p in started):
-        time.sleep(0.5)
-    assert [p for p in started if _alive(p)] == []
+    assert _wait_all_gone(started, 15) == []
 
 
 def test_a_killed_platform_leaves_nothing_behind(tmp_path: Path) -> None:
-    env = {**os.environ, "MKT_DATA_DIR": str(tmp_path / "data")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mkt_ray", "up", "--rate", "100", "--status-every", "60"],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
-    )
+    proc = _start_up(tmp_path, rate=100, status_every=60)
     try:
         _read_until(proc.stderr, "Ctrl-C stops everything", timeout=120)
         time.sleep(2)  # let the watchdog see the agents Ray starts last
@@ -98,7 +103,5 @@ def test_a_killed_platform_leaves_nothing_behind(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(_alive(p) for p in started):
-        time.sleep(0.5)
-    assert [Path(f"/proc/{p}/cmdline").read_text(errors="replace")[:80] for p in started if _alive(p)] == []
+    left = _wait_all_gone(started, 30)
+    assert [Path(f"/proc/{p}/cmdline").read_text(errors="replace")[:80] for p in left] == []
