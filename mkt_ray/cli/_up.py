@@ -31,6 +31,7 @@ def run_up(args: argparse.Namespace) -> int:
     settings = settings.with_tenants(tenants)
     stop = threading.Event()
     with Platform(settings, dashboard=True) as platform:
+        platform.wait_until_assigned()
         traffic = None
         if not args.no_demo:
             traffic = threading.Thread(target=_traffic, args=(platform, tenants, args, stop), daemon=True, name="traffic")

@@ -19,6 +19,8 @@ from pathlib import Path
 from mkt_ray.embedded._broker import death_signal_hook
 
 _POLL_S = 1.0
+# not `-m mkt_ray.embedded._reaper`: the package imports this module, and runpy warns about running it twice
+_ENTRY = "import sys; from mkt_ray.embedded._reaper import main; sys.exit(main(sys.argv[1:]))"
 _GRACE_S = 3.0
 
 
@@ -94,7 +96,7 @@ class Reaper:
     def start(self) -> Reaper:
         if sys.platform.startswith("linux") and self._proc is None:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "mkt_ray.embedded._reaper", str(os.getpid())],
+                [sys.executable, "-c", _ENTRY, str(os.getpid())],
                 preexec_fn=death_signal_hook(signal.SIGTERM),  # noqa: PLW1509 - the hook only calls prctl
                 stdin=subprocess.DEVNULL,
             )
@@ -105,7 +107,3 @@ class Reaper:
             self._proc.kill()
             self._proc.wait()
             self._proc = None
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
