@@ -50,6 +50,18 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--tenants", type=_tenant_list, help="tenants to register (default: the registry, else demo tenants)")
     up.add_argument("--max-events", type=int, default=2_000_000, help="stop synthetic traffic after this many events")
     up.add_argument("--status-every", type=float, default=10.0, help="seconds between status lines")
+
+    attr = commands.add_parser("attribute", help="channel credits per model over a path file or events JSONL file")
+    attr.add_argument("input", type=Path, help="path file (path;conversions;value;nulls) or events .jsonl")
+    attr.add_argument("--models", metavar="LIST", help="comma list of first_touch, last_touch, linear, "
+                      "position_based, time_decay, markov (default: all that apply to the input)")
+    attr.add_argument("--order", type=int, default=1, help="Markov order k (states are the last k channels)")
+    attr.add_argument("--format", choices=["json", "csv"], default="json")
+    attr.add_argument("--lookback-days", type=float, default=30.0, help="events input: conversion lookback")
+    attr.add_argument("--half-life-days", type=float, default=7.0, help="time_decay half-life")
+    attr.add_argument("--tenant", help="events input: only this tenant's events")
+    attr.add_argument("--as-of", metavar="TIME", help="events input: processing time the time rules judge "
+                      "(ISO-8601 with zone; default: now)")
     return parser
 
 
@@ -75,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mkt_ray.cli._demo import run_demo
 
             return run_demo(args)
+        if args.command == "attribute":
+            from mkt_ray.cli._attribute import run_attribute
+
+            return run_attribute(args)
         from mkt_ray.cli._up import run_up
 
         return run_up(args)
