@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
-from itertools import compress, repeat
+from itertools import repeat
 
 import numpy as np
 
@@ -42,11 +43,25 @@ class DedupIndex:
         self.watermark[tenant] = int(marks[-1])
         horizons = marks - self.window_ms
         self.inserted_since_evict += len(event_ids)
-        if len(set(event_ids)) < len(event_ids):  # an id repeats inside the batch: decide one by one
-            return self._mark_in_order(ids, event_ids, ts_ms.tolist(), horizons.tolist())
-        firsts = np.fromiter(map(ids.get, event_ids, repeat(_NEVER)), np.int64, len(event_ids))
-        duplicate = firsts >= horizons
-        ids.update(zip(compress(event_ids, ~duplicate), ts_ms[~duplicate].tolist(), strict=True))
+        # rows whose id occurs once in the batch are decided at once against what came before; the few
+        # whose id repeats inside the batch are decided in order (the first may make the next a duplicate)
+        n = len(event_ids)
+        first_row = dict(zip(reversed(event_ids), range(n - 1, -1, -1), strict=True))
+        once = len(first_row) == n or None
+        if once is None:
+            counts = Counter(event_ids)
+            once = np.fromiter((counts[e] == 1 for e in event_ids), bool, n)
+        duplicate = np.zeros(n, bool)
+        rows = np.arange(n) if once is True else np.flatnonzero(once)
+        single_ids = event_ids if once is True else [event_ids[i] for i in rows.tolist()]
+        firsts = np.fromiter(map(ids.get, single_ids, repeat(_NEVER)), np.int64, len(single_ids))
+        duplicate[rows] = firsts >= horizons[rows]
+        fresh = rows[~duplicate[rows]]
+        ids.update(zip([event_ids[i] for i in fresh.tolist()], ts_ms[fresh].tolist(), strict=True))
+        if once is not True:
+            repeated = np.flatnonzero(~once)
+            duplicate[repeated] = self._mark_in_order(
+                ids, [event_ids[i] for i in repeated.tolist()], ts_ms[repeated].tolist(), horizons[repeated].tolist())
         return duplicate
 
     @staticmethod
