@@ -57,6 +57,8 @@ def test_kpi_totals_from_the_warehouse_equal_sums_over_valid_events(demo_run: tu
             assert math.isclose(got[name], expected[name], rel_tol=1e-9), (tenant, name)
 
 
-def test_report_has_throughput_and_the_raw_archive_exists(demo_run: tuple[dict, dict], tmp_path_factory) -> None:
+def test_report_has_throughput_and_event_to_warehouse_latency(demo_run: tuple[dict, dict]) -> None:
     report, _ = demo_run
     assert report["events_per_s"] > 0 and report["wall_s"] > 0
+    latency = report["latency_ms"]
+    assert 0 < latency["kpi_p50"] <= latency["kpi_p99"]
