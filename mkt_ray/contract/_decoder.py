@@ -168,23 +168,27 @@ class BatchDecoder:
     def _typed_events(self, values: Sequence[bytes], reasons: np.ndarray, now: int) -> tuple[list[Event], np.ndarray]:
         """Typed events and their batch positions; messages the fast path cannot decode get their reason."""
         decode, max_bytes = self._decode_event, self.limits.max_message_bytes
-        typed: list[Event] = []
-        positions: list[int] = []
+        oversized = max(map(len, values), default=0) > max_bytes  # one C pass instead of a test per message
+        slots: list[Event | None] = []
+        refused: list[int] = []
         for i, raw in enumerate(values):
             try:
-                if len(raw) <= max_bytes:
-                    typed.append(decode(raw))
-                    positions.append(i)
-                    continue
+                if oversized and len(raw) > max_bytes:
+                    raise msgspec.DecodeError("oversized")
+                slots.append(decode(raw))
             except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
-                pass
-            event = self._rescue(raw, now)
+                slots.append(None)
+                refused.append(i)
+        for i in refused:
+            event = self._rescue(values[i], now)
             if isinstance(event, Reason):
                 reasons[i] = event
             else:
-                typed.append(event)
-                positions.append(i)
-        return typed, np.array(positions, dtype=np.int64)
+                slots[i] = event
+        if not refused:
+            return slots, np.arange(len(values), dtype=np.int64)
+        positions = [i for i, event in enumerate(slots) if event is not None]
+        return [slots[i] for i in positions], np.array(positions, dtype=np.int64)
 
     def _rescue(self, raw: bytes, now: int) -> Event | Reason:
         """A message the typed decoder refused: its reason, or the event if the contract accepts it."""
