@@ -10,6 +10,7 @@ traffic and fires on values ~100x off the usual.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ import numpy as np
 
 _MAD_TO_SIGMA = 1.4826
 _MIN_SCALE = 0.5  # log1p units: with a constant history, only ~50x jumps are outliers
+_SMALL = 16  # up to this many values of one key in a batch, judge them one by one (numpy costs ~1 µs a call)
 
 OutlierKey = tuple[str, str, str, str]  # tenant, campaign, event type, metric
 
@@ -44,23 +46,36 @@ class OutlierGuard:
         st = self.stats.get(key)
         if st is None:
             st = self.stats[key] = _KeyStats(recent=deque(maxlen=self.history))
+        if len(values) <= _SMALL:
+            return self._judge_each(st, values)
         logs = np.log1p(values)
         flags = np.zeros(len(logs), dtype=bool)
         start = 0
         while start < len(logs):
             if st.accepted < self.min_samples:  # still learning: accept up to the first refresh
                 chunk = logs[start : start + self.min_samples - st.accepted]
-                self._accept(st, chunk)
+                self._accept(st, chunk.tolist())
             else:  # statistics stay fixed until `refresh` more are accepted, so judge a whole chunk
                 chunk = logs[start : start + self.refresh - st.accepted % self.refresh]
                 bad = np.abs(chunk - st.median) > self.threshold * st.scale
                 flags[start : start + len(chunk)] = bad
-                self._accept(st, chunk[~bad])
+                self._accept(st, chunk[~bad].tolist())
             start += len(chunk)
         return flags
 
-    def _accept(self, st: _KeyStats, logs: np.ndarray) -> None:
-        st.recent.extend(logs.tolist())
+    def _judge_each(self, st: _KeyStats, values: np.ndarray) -> np.ndarray:
+        """The same decisions one value at a time: cheaper than numpy for the few values a key gets per batch."""
+        flags = []
+        for value in values.tolist():
+            log = math.log1p(value)
+            bad = st.accepted >= self.min_samples and abs(log - st.median) > self.threshold * st.scale
+            flags.append(bad)
+            if not bad:
+                self._accept(st, [log])
+        return np.array(flags, dtype=bool)
+
+    def _accept(self, st: _KeyStats, logs: list[float]) -> None:
+        st.recent.extend(logs)
         st.accepted += len(logs)
         if len(logs) and (st.accepted == self.min_samples or (st.accepted > self.min_samples and st.accepted % self.refresh == 0)):
             values = np.fromiter(st.recent, dtype=np.float64, count=len(st.recent))
