@@ -12,18 +12,23 @@ from mkt_ray.attribution._attribute import (
     check_models,
     input_kind,
 )
+from mkt_ray.attribution._identity import IdentityGraph
 from mkt_ray.attribution._markov import MarkovResult, markov_attribution, path_states
 from mkt_ray.attribution._paths import ChannelPath, parse_path_lines, read_path_file, split_path
 from mkt_ray.attribution._touches import DIRECT, Touches, rule_attribution
 
-__all__ = [  # EventJourneys and read_event_journeys are loaded on first use (__getattr__ below)
+__all__ = [  # EventJourneys, read_event_journeys and the online engine are loaded on first use (__getattr__ below)
+    "CREDIT_SCHEMA",
     "DIRECT",
     "MODELS",
+    "ONLINE_MODELS",
     "AttributionReport",
     "AttributionSettings",
     "ChannelPath",
     "EventJourneys",
+    "IdentityGraph",
     "MarkovResult",
+    "TenantAttribution",
     "Touches",
     "attribute_file",
     "check_models",
@@ -44,4 +49,8 @@ def __getattr__(name: str):
         from mkt_ray.attribution import _events
 
         return getattr(_events, name)
+    if name in ("CREDIT_SCHEMA", "ONLINE_MODELS", "TenantAttribution"):
+        from mkt_ray.attribution import _online  # the contract and the numba kernels: imported on first use
+
+        return getattr(_online, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

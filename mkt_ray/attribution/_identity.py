@@ -15,11 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 
-def identity_key(field: str, value: str) -> str:
-    """The node of an identity field value: `field:value` (the field name holds no colon)."""
-    return f"{field}:{value}"
-
-
 class IdentityGraph:
     """Union-find over one tenant's identity strings; plain dicts, so it pickles as is."""
 
@@ -57,7 +52,7 @@ class IdentityGraph:
     def roots(self, ids: Iterable[str]) -> list[str]:
         """The distinct roots of the registered ones among `ids`, oldest first; links nothing."""
         found = {root for root in map(self.find, ids) if root is not None}
-        return sorted(found, key=self._age.__getitem__)
+        return sorted(found, key=self._age.__getitem__) if len(found) > 1 else list(found)
 
     def add(self, identity: str) -> str:
         """Register an identity (a person of its own if new); its root."""
