@@ -31,14 +31,17 @@ import numpy as np
 import pyarrow as pa
 import ray
 
-from mkt_ray.contract import BatchDecoder, DecoderState, EventColumns, Limits
+from mkt_ray.contract import BatchDecoder, EventColumns, Limits
 from mkt_ray.errors import BrokerError
 from mkt_ray.kafka import consumer_config, producer_config
 from mkt_ray.pipeline import (
+    ATTRIBUTION,
     KPI,
     QUARANTINE,
     BatchCounts,
     BatchOutput,
+    PartitionState,
+    attribute_partition,
     enrich,
     load_checkpoint,
     process_batch,
@@ -66,6 +69,7 @@ class IngestActor:
         self._limits = Limits.from_settings(settings.contract)
         self._enrich = partial(enrich, tenants=settings.tenants, currency=settings.currency)
         self._decoders: dict[int, BatchDecoder] = {}
+        self._states: dict[int, PartitionState] = {}  # decoder state and attribution engines, checkpointed
         self._applied: dict[int, int] = {}  # partition -> offset through which a restart only replays
         self._checkpointed_at: dict[int, float] = {}
         self._counts = BatchCounts()
@@ -127,7 +131,8 @@ class IngestActor:
         created = np.fromiter((m.timestamp()[1] for m in messages), np.int64, n)
         with self._timed("decode"):
             out = process_batch(self._decoder_for, [m.value() for m in messages], partitions, offsets, now_ms,
-                                self._applied, created, window_rows=False, enrich_with=self._enrich)
+                                self._applied, created, window_rows=False, enrich_with=self._enrich,
+                                attribute=self._attribute)
         if out.ranges:
             self._write(out, now_ms)
             topic = self._settings.kafka.topic_events
@@ -143,9 +148,13 @@ class IngestActor:
         self._last_applied_ms = applied_ms
         self._checkpoint_due(out.ranges)
 
+    def _attribute(self, partition: int, events: EventColumns, applied: int) -> pa.Table:
+        return attribute_partition(self._states[partition], events, self._settings.tenants, applied)
+
     def _decoder_for(self, partition: int) -> BatchDecoder:
         if partition not in self._decoders:  # a partition assigned without restore (should not happen)
-            self._decoders[partition] = BatchDecoder(self._settings.tenants, self._limits)
+            self._states[partition] = PartitionState()
+            self._decoders[partition] = BatchDecoder(self._settings.tenants, self._limits, self._states[partition].decoder)
         return self._decoders[partition]
 
     def _window_rows(self, out: BatchOutput, now_ms: int) -> list:
@@ -179,6 +188,9 @@ class IngestActor:
         with self._timed("close_windows"):
             ray.get(self._closing)  # the previous batch's pass; its errors surface here
             self._closing = []
+        if out.credit_rows is not None and out.credit_rows.num_rows:
+            with self._timed("attribution_insert"):  # keyed rows: a replay replaces them
+                ray.get(self._store.insert_arrow.remote(ATTRIBUTION, out.credit_rows))
         with self._timed("kpi_insert"):
             kpi_rows = pa.concat_tables([*window_rows, out.kpi_rows])  # window rows and the ledger, one insert
             ray.get(self._store.insert_arrow.remote(KPI, kpi_rows, f"kpi-{token}"))
@@ -212,7 +224,7 @@ class IngestActor:
         every = self._settings.pipeline.checkpoint_every_s
         for partition, (_, last) in ranges.items():
             if time.monotonic() - self._checkpointed_at.get(partition, 0.0) >= every:
-                save_checkpoint(self._settings.raw_uri, partition, last, self._decoders[partition].state)
+                save_checkpoint(self._settings.raw_uri, partition, last, self._states[partition])
                 self._checkpointed_at[partition] = time.monotonic()
 
     def _on_assign(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
@@ -223,8 +235,9 @@ class IngestActor:
             applied = int(ledger.get(tp.partition, -1))
             remove_after(self._settings.raw_uri, tp.partition, applied)
             restored = load_checkpoint(self._settings.raw_uri, tp.partition, applied) if applied >= 0 else None
-            state = restored[1] if restored else DecoderState()
-            self._decoders[tp.partition] = BatchDecoder(self._settings.tenants, self._limits, state)
+            state = restored[1] if restored else PartitionState()
+            self._states[tp.partition] = state
+            self._decoders[tp.partition] = BatchDecoder(self._settings.tenants, self._limits, state.decoder)
             self._applied[tp.partition] = applied
             self._checkpointed_at[tp.partition] = time.monotonic()
             tp.offset = restored[0] + 1 if restored else ck.OFFSET_BEGINNING
@@ -234,6 +247,7 @@ class IngestActor:
     def _on_revoke(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
         for tp in partitions:  # every batch was committed already; forget the state, the next owner restores
             self._decoders.pop(tp.partition, None)
+            self._states.pop(tp.partition, None)
             self._applied.pop(tp.partition, None)
 
     def _on_lost(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:

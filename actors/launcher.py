@@ -22,7 +22,7 @@ from actors.store import start_store_actor
 from mkt_ray.embedded import EmbeddedBroker, Reaper
 from mkt_ray.errors import MktRayError
 from mkt_ray.kafka import create_topics
-from mkt_ray.pipeline import KPI, QUARANTINE, BatchCounts, pipeline_ddl
+from mkt_ray.pipeline import ATTRIBUTION, KPI, QUARANTINE, BatchCounts, pipeline_ddl
 from mkt_ray.settings import Settings
 
 
@@ -222,6 +222,18 @@ class Platform:
         )
         names = ("events", "impressions", "clicks", "conversions", "cost", "revenue")
         return {row[0]: {n: (float(v) if n in ("cost", "revenue") else int(v)) for n, v in zip(names, row[1:], strict=True)} for row in rows}
+
+    def attribution_totals(self) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+        """{tenant: {model: {channel: {"conversions", "revenue"}}}} from the credit rows (each row once)."""
+        db = self.settings.warehouse.database
+        rows = self.query(
+            f"SELECT tenant_id, model, channel, sum(conversions_credit), sum(revenue_credit) "
+            f"FROM {db}.{ATTRIBUTION} FINAL GROUP BY tenant_id, model, channel ORDER BY tenant_id, model, channel")
+        out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+        for tenant, model, channel, conversions, revenue in rows:
+            out.setdefault(tenant, {}).setdefault(model, {})[channel] = {
+                "conversions": float(conversions), "revenue": float(revenue)}
+        return out
 
     def quarantine_counts(self) -> dict[str, int]:
         """Rejected messages per reason code, from the quarantine table (each message once)."""

@@ -77,7 +77,10 @@ def _report(platform: Any, stats: dict[str, Any], events_read: int, wall_s: floa
         "events_duplicate": stats["duplicate"],
         "quarantine_reasons": reasons,
         "kpis": {tenant: {k: v for k, v in totals.items() if k != "events"} for tenant, totals in kpis.items()},
-        "latency_ms": {name: round(value, 1) for name, value in stats["latency_ms"].items()},
+        "attribution": platform.attribution_totals(),
+        # credits are written with the batch's KPI rows, before its commit: the same event-to-warehouse latency
+        "latency_ms": {**{name: round(value, 1) for name, value in stats["latency_ms"].items()},
+                       **{name.replace("kpi", "attribution"): round(value, 1) for name, value in stats["latency_ms"].items()}},
         "wall_s": round(wall_s, 3),
         "events_per_s": round(events_read / span_s, 1),
     }

@@ -1,5 +1,6 @@
 """The streaming pipeline's logic, callable without Ray: batch processing, KPI rows, routing, tables."""
 
+from mkt_ray.pipeline._attribution import ATTRIBUTION, PartitionState, attribute_partition
 from mkt_ray.pipeline._batch import (
     BatchCounts,
     BatchOutput,
@@ -15,13 +16,16 @@ from mkt_ray.pipeline._routing import shard_for, split_by_shard
 from mkt_ray.pipeline._tables import KPI, QUARANTINE, pipeline_ddl
 
 __all__ = [
+    "ATTRIBUTION",
     "DEFAULT_CHANNEL_ALIASES",
     "KPI",
     "LEDGER_WINDOW",
+    "PartitionState",
     "MINUTE_MS",
     "QUARANTINE",
     "BatchCounts",
     "BatchOutput",
+    "attribute_partition",
     "EnrichResult",
     "enrich",
     "factorize",

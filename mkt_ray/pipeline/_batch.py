@@ -64,6 +64,7 @@ class BatchOutput:
     ranges: dict[int, tuple[int, int]]  # per partition: (first, last) offset applied by this batch
     counts: BatchCounts
     watermarks: dict[int, int]  # per partition: highest valid event time decoded so far
+    credit_rows: pa.Table | None = None  # attribution credits of the conversions applied by this batch
 
 
 def offset_ranges(partitions: np.ndarray, offsets: np.ndarray) -> dict[int, tuple[int, int]]:
@@ -81,13 +82,15 @@ def process_batch(
     created_ms: np.ndarray | None = None,
     window_rows: bool = True,
     enrich_with: Callable[[EventColumns], EnrichResult] | None = None,
+    attribute: Callable[[int, EventColumns, int], pa.Table] | None = None,
 ) -> BatchOutput:
     """Decode a batch partition by partition and build what must be written before it is committed.
 
     Each partition has its own decoder state (duplicates and outliers are per tenant, and a tenant's
     events share a partition). Offsets up to `applied[p]` were applied before a restart: they are decoded
     again, to rebuild that state, but produce nothing. With `window_rows=False` the KPI rows are only
-    the ledger rows (tenant shards compute the window rows).
+    the ledger rows (tenant shards compute the window rows). `attribute(partition, events, applied)` gets
+    every valid enriched event of a partition slice, replayed ones included, and returns its credit rows.
     """
     applied = applied or {}
     created = np.zeros(len(values), np.int64) if created_ms is None else np.asarray(created_ms, np.int64)
@@ -97,6 +100,7 @@ def process_batch(
     ranges: dict[int, tuple[int, int]] = {}
     watermarks: dict[int, int] = {}
     counts = BatchCounts()
+    credits: list[pa.Table] = []
     for partition in dict.fromkeys(partitions.tolist()):
         rows = np.flatnonzero(partitions == partition)
         decoder = decoder_for(partition) if callable(decoder_for) else decoder_for
@@ -104,6 +108,8 @@ def process_batch(
         if decoder.state.watermark_ms is not None:
             watermarks[partition] = decoder.state.watermark_ms
         cut = applied.get(partition, -1)
+        if attribute is not None:
+            credits.append(attribute(partition, enrich_with(decoded.events).events if enrich_with else decoded.events, cut))
         fresh = offsets[rows] > cut
         if not fresh.any():
             continue
@@ -122,7 +128,7 @@ def process_batch(
         events, kpi_events, rejects, np.concatenate(stamps) if stamps else np.zeros(0, np.int64),
         kpi_window_rows(kpi_events if window_rows else events.take(np.zeros(len(events), bool)), ranges, now_ms, watermarks),
         quarantine_table(rejects, now_ms), ranges, counts,
-        watermarks,
+        watermarks, pa.concat_tables(credits) if credits else None,
     )
 
 

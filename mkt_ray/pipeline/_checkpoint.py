@@ -1,8 +1,8 @@
 """Decoder-state checkpoints per Kafka partition, stored beside the raw archive.
 
-The decoder's state (accepted event ids for duplicates, outlier statistics) decides which events are
-valid, so a member that takes over a partition must start from the state as of some offset and replay
-from there. Checkpoints are pickles named `_checkpoints/p{partition}/{offset:020d}.pkl` under the raw
+The partition's state (the decoder's accepted event ids and outlier statistics, which decide which
+events are valid, and the tenants' attribution engines) must be taken over as of some offset, and the
+stream replayed from there. Checkpoints are pickles named `_checkpoints/p{partition}/{offset:020d}.pkl` under the raw
 store URI (a local folder or s3://); names starting with `_` are ignored by Parquet dataset readers.
 """
 
@@ -12,7 +12,7 @@ import pickle
 
 import pyarrow.fs as pafs
 
-from mkt_ray.contract import DecoderState
+from mkt_ray.pipeline._attribution import PartitionState
 
 _KEEP = 3  # older checkpoints are removed once a newer one is written
 
@@ -32,7 +32,7 @@ def _offsets(fs: pafs.FileSystem, folder: str) -> list[int]:
     return sorted(int(i.base_name.split(".")[0]) for i in infos if i.base_name.endswith(".pkl"))
 
 
-def save_checkpoint(uri: str, partition: int, offset: int, state: DecoderState) -> None:
+def save_checkpoint(uri: str, partition: int, offset: int, state: PartitionState) -> None:
     """Durably record `state` as of `offset` (the last offset it includes); keeps the newest three."""
     fs, root = _fs(uri)
     folder = _folder(root, partition)
@@ -45,7 +45,7 @@ def save_checkpoint(uri: str, partition: int, offset: int, state: DecoderState) 
         fs.delete_file(f"{folder}/{old:020d}.pkl")
 
 
-def load_checkpoint(uri: str, partition: int, at_most: int) -> tuple[int, DecoderState] | None:
+def load_checkpoint(uri: str, partition: int, at_most: int) -> tuple[int, PartitionState] | None:
     """The newest checkpoint whose offset is at most `at_most`, as (offset, state); None if there is none."""
     fs, root = _fs(uri)
     folder = _folder(root, partition)

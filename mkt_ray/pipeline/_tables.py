@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from mkt_ray.pipeline._attribution import credit_ddl
+
 KPI = "kpi_windows"
 QUARANTINE = "quarantine"
 SIGNALS = "signals"
@@ -78,4 +80,5 @@ def pipeline_ddl(database: str) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS {database}.{HORIZONS} (
             tenant_id LowCardinality(String), window LowCardinality(String), horizon_ms Int64
         ) ENGINE = ReplacingMergeTree(horizon_ms) ORDER BY (tenant_id, window)""",
+        credit_ddl(database),
     ]

@@ -42,6 +42,25 @@ def platform(broker, kafka_settings, ray_session, tmp_path: Path):
         yield running
 
 
+def _clean_attribution(lines: list[bytes], settings) -> dict:
+    """The uninterrupted run: decode in order, enrich, one attribution engine per tenant, summed credits."""
+    from mkt_ray.attribution import TenantAttribution
+    from mkt_ray.contract import BatchDecoder
+    from mkt_ray.pipeline import enrich
+
+    events = BatchDecoder(TENANTS).decode(lines).events
+    events = enrich(events, settings.tenants, settings.currency).events
+    totals: dict = {}
+    for tenant in TENANTS:
+        rows = TenantAttribution(settings.tenants[tenant]).apply(events.take(events["tenant_id"] == tenant)).to_pylist()
+        for row in rows:
+            credit = totals.setdefault(tenant, {}).setdefault(row["model"], {}).setdefault(
+                row["channel"], {"conversions": 0.0, "revenue": 0.0})
+            credit["conversions"] += row["conversions_credit"]
+            credit["revenue"] += row["revenue_credit"]
+    return totals
+
+
 def _produce_slowly(platform: Platform, lines: list[bytes], chunks: int, pause_s: float) -> None:
     size = math.ceil(len(lines) / chunks)
     for i in range(0, len(lines), size):
@@ -76,6 +95,18 @@ def test_kills_mid_stream_change_no_total(platform: Platform) -> None:
         (events,), = platform.query(f"SELECT sum(events) FROM {db}.kpi_windows WHERE window = '{window}'")
         assert events == factor * truth["valid"], window
     assert platform.quarantine_counts() == {code: n for code, n in truth["reasons"].items() if n}
+
+    # attribution credits equal a clean run of the same engines over the same events, in order
+    expected = _clean_attribution(lines, platform.settings)
+    got = platform.attribution_totals()
+    assert set(got) == set(expected)
+    for tenant, models in expected.items():
+        assert set(got[tenant]) == set(models)
+        for model, channels in models.items():
+            assert set(got[tenant][model]) == set(channels), (tenant, model)
+            for channel, credit in channels.items():
+                for name in ("conversions", "revenue"):
+                    assert math.isclose(got[tenant][model][channel][name], credit[name], rel_tol=1e-9, abs_tol=1e-9)
 
     # no table holds anything twice
     (rows, distinct), = platform.query(f"SELECT count(), uniqExact(partition, offset) FROM {db}.quarantine FINAL")

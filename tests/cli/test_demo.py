@@ -62,3 +62,16 @@ def test_report_has_throughput_and_event_to_warehouse_latency(demo_run: tuple[di
     assert report["events_per_s"] > 0 and report["wall_s"] > 0
     latency = report["latency_ms"]
     assert 0 < latency["kpi_p50"] <= latency["kpi_p99"]
+
+
+def test_report_has_attribution_for_every_tenant_and_model(demo_run: tuple[dict, dict]) -> None:
+    report, truth = demo_run
+    models = {"first_touch", "last_touch", "linear", "position_based", "time_decay", "markov", "data_driven"}
+    assert set(report["attribution"]) == set(truth["kpis"])
+    for tenant, by_model in report["attribution"].items():
+        assert set(by_model) == models, tenant
+        totals = {m: sum(c["conversions"] for c in channels.values()) for m, channels in by_model.items()}
+        first = totals["first_touch"]
+        assert first > 0 and all(math.isclose(v, first, rel_tol=1e-9) for v in totals.values()), (tenant, totals)
+    latency = report["latency_ms"]
+    assert 0 < latency["attribution_p50"] <= latency["attribution_p99"]
