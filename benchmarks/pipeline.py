@@ -56,7 +56,7 @@ from benchmarks._cpu import CpuSampler, cpu_report
 from mkt_ray.contract import BatchDecoder, Limits
 from mkt_ray.embedded import EmbeddedBroker
 from mkt_ray.kafka import create_topics, produce_lines, topic_end_offsets
-from mkt_ray.pipeline import kpi_window_rows, offset_ranges, process_batch, tenant_hint
+from mkt_ray.pipeline import kpi_window_rows, offset_ranges, process_batch, tenant_key
 from mkt_ray.rawstore import archive_events, slice_name
 from mkt_ray.settings import ContractSettings, KafkaSettings, PipelineSettings, Settings, load_settings
 from mkt_ray.workload import generate_workload
@@ -87,7 +87,7 @@ def preload(conf: dict[str, Any], kafka: KafkaSettings, lines: list[bytes]) -> d
     """Create the run's topics, produce every line keyed by tenant, return the end offsets."""
     create_topics(conf, kafka)
     started = time.perf_counter()
-    produce_lines(conf, kafka.topic_events, lines, lambda line: (tenant_hint(line) or "").encode() or None)
+    produce_lines(conf, kafka.topic_events, lines, tenant_key)
     ends = topic_end_offsets(conf, kafka.topic_events)
     _say(f"preloaded {sum(ends.values()):,} messages in {time.perf_counter() - started:.1f} s: {ends}")
     if sum(ends.values()) != len(lines):

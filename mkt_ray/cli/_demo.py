@@ -13,7 +13,7 @@ from typing import Any
 
 from mkt_ray.errors import InputError
 from mkt_ray.kafka import produce_lines
-from mkt_ray.pipeline import tenant_hint
+from mkt_ray.pipeline import tenant_key
 from mkt_ray.settings import RawStoreSettings, load_settings
 
 
@@ -27,11 +27,6 @@ def read_messages(path: Path) -> list[bytes]:
     if lines and lines[-1] == b"":
         lines.pop()
     return lines
-
-
-def _key(line: bytes) -> bytes | None:
-    tenant = tenant_hint(line)
-    return tenant.encode() if tenant else None
 
 
 def _say(message: str) -> None:
@@ -52,7 +47,7 @@ def run_demo(args: argparse.Namespace) -> int:
         with Platform(settings) as platform:
             platform.wait_until_assigned()
             _say(f"producing {len(messages):,} messages from {args.input}")
-            produce_lines(platform.kafka_conf, settings.kafka.topic_events, messages, _key)
+            produce_lines(platform.kafka_conf, settings.kafka.topic_events, messages, tenant_key)
             stats = platform.wait_until_read(len(messages), args.timeout)
             report = _report(platform, stats, len(messages), time.monotonic() - started)
             _say(f"ingest time by phase (s, all members): {stats['phase_s']}")

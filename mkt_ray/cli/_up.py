@@ -10,8 +10,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from mkt_ray.cli._demo import _key
 from mkt_ray.kafka import produce_lines
+from mkt_ray.pipeline import tenant_key
 from mkt_ray.settings import load_settings
 from mkt_ray.workload import generate_workload
 
@@ -100,7 +100,7 @@ def _traffic(platform: Any, tenants: list[str], args: argparse.Namespace, stop: 
     while not stop.is_set() and sent < args.max_events:
         started = time.monotonic()
         lines = list(generate_workload(per_chunk, tenants, seed, datetime.now(UTC), span_hours=_CHUNK_S / 3600))
-        sent += produce_lines(platform.kafka_conf, platform.settings.kafka.topic_events, lines, _key)
+        sent += produce_lines(platform.kafka_conf, platform.settings.kafka.topic_events, lines, tenant_key)
         seed += 1
         stop.wait(max(0.0, _CHUNK_S - (time.monotonic() - started)))
     if sent >= args.max_events:

@@ -2,7 +2,6 @@
 
 from mkt_ray.kernels._jit import JIT_OPTIONS
 from mkt_ray.kernels.attribution import RULE_MODELS, model_code, rule_credits, rule_credits_by_name
-from mkt_ray.kernels.kpi import group_sums
 from mkt_ray.kernels.windows import (
     WINDOW_KINDS,
     closed_before,
@@ -17,7 +16,6 @@ __all__ = [
     "WINDOW_KINDS",
     "closed_before",
     "derived_kpis",
-    "group_sums",
     "merge_window_sums",
     "model_code",
     "rule_credits",

@@ -8,10 +8,11 @@ from mkt_ray.pipeline._batch import (
     process_batch,
     quarantine_table,
     tenant_hint,
+    tenant_key,
 )
 from mkt_ray.pipeline._checkpoint import load_checkpoint, save_checkpoint
 from mkt_ray.pipeline._enrich import DEFAULT_CHANNEL_ALIASES, EnrichResult, enrich
-from mkt_ray.pipeline._kpi_rows import LEDGER_WINDOW, MINUTE_MS, factorize, kpi_window_rows
+from mkt_ray.pipeline._kpi_rows import LEDGER_WINDOW, factorize, kpi_window_rows
 from mkt_ray.pipeline._routing import shard_for, split_by_shard
 from mkt_ray.pipeline._tables import KPI, QUARANTINE, pipeline_ddl
 
@@ -21,7 +22,6 @@ __all__ = [
     "KPI",
     "LEDGER_WINDOW",
     "PartitionState",
-    "MINUTE_MS",
     "QUARANTINE",
     "BatchCounts",
     "BatchOutput",
@@ -39,4 +39,5 @@ __all__ = [
     "shard_for",
     "split_by_shard",
     "tenant_hint",
+    "tenant_key",
 ]

@@ -23,6 +23,12 @@ class _TenantOnly(msgspec.Struct):
 _TENANT_ONLY = msgspec.json.Decoder(_TenantOnly).decode
 
 
+def tenant_key(raw: bytes) -> bytes | None:
+    """The Kafka key of a message: its tenant_id where it can be read (contract: key = tenant_id)."""
+    tenant = tenant_hint(raw)
+    return tenant.encode() if tenant else None
+
+
 def tenant_hint(raw: bytes) -> str | None:
     """The tenant_id of a message if it can be read, without validating anything else."""
     try:
@@ -101,6 +107,7 @@ def process_batch(
     watermarks: dict[int, int] = {}
     counts = BatchCounts()
     credits: list[pa.Table] = []
+    enriched_parts: list[EventColumns] = []
     for partition in dict.fromkeys(partitions.tolist()):
         rows = np.flatnonzero(partitions == partition)
         decoder = decoder_for(partition) if callable(decoder_for) else decoder_for
@@ -108,14 +115,17 @@ def process_batch(
         if decoder.state.watermark_ms is not None:
             watermarks[partition] = decoder.state.watermark_ms
         cut = applied.get(partition, -1)
+        enriched = enrich_with(decoded.events).events if enrich_with is not None else decoded.events
         if attribute is not None:
-            credits.append(attribute(partition, enrich_with(decoded.events).events if enrich_with else decoded.events, cut))
+            credits.append(attribute(partition, enriched, cut))
         fresh = offsets[rows] > cut
         if not fresh.any():
             continue
         ranges[partition] = (int(offsets[rows][fresh].min()), int(offsets[rows].max()))
-        events = decoded.events.take(decoded.events["offset"] > cut)
+        applies = decoded.events["offset"] > cut
+        events = decoded.events.take(applies)
         parts.append(events)
+        enriched_parts.append(enriched.take(applies))
         stamps.append(created[rows][np.searchsorted(offsets[rows], events["offset"])])
         kept_rejects = [r for r in decoded.rejects if r.offset > cut]
         rejects += kept_rejects
@@ -123,7 +133,7 @@ def process_batch(
         counts.add(BatchCounts(int(fresh.sum()), len(events), len(kept_rejects), duplicates,
                                Counter(r.reason.code for r in kept_rejects)))
     events = EventColumns.concat(parts)
-    kpi_events = enrich_with(events).events if enrich_with is not None else events
+    kpi_events = EventColumns.concat(enriched_parts)  # each slice enriched once, for attribution and KPIs
     return BatchOutput(
         events, kpi_events, rejects, np.concatenate(stamps) if stamps else np.zeros(0, np.int64),
         kpi_window_rows(kpi_events if window_rows else events.take(np.zeros(len(events), bool)), ranges, now_ms, watermarks),

@@ -14,7 +14,6 @@ from mkt_ray.contract import EventColumns
 from mkt_ray.kernels import WINDOW_KINDS, window_sums
 from mkt_ray.pipeline._tables import KPI_AMOUNTS, KPI_COUNTS, KPI_SCHEMA
 
-MINUTE_MS = 60_000
 LEDGER_WINDOW = "ledger"  # rows that only record an applied offset range
 
 

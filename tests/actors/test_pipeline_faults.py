@@ -17,18 +17,13 @@ import ray
 
 from actors.launcher import Platform
 from mkt_ray.kafka import consume_all, produce_lines, topic_end_offsets
-from mkt_ray.pipeline import tenant_hint
+from mkt_ray.pipeline import tenant_key
 from mkt_ray.rawstore import read_raw
 from mkt_ray.settings import PipelineSettings, load_settings
 from mkt_ray.workload import generate_workload
 
 pytestmark = pytest.mark.platform
 TENANTS = ["acme", "globex", "initech"]
-
-
-def _key(line: bytes) -> bytes | None:
-    tenant = tenant_hint(line)
-    return tenant.encode() if tenant else None
 
 
 @pytest.fixture
@@ -64,7 +59,7 @@ def _clean_attribution(lines: list[bytes], settings) -> dict:
 def _produce_slowly(platform: Platform, lines: list[bytes], chunks: int, pause_s: float) -> None:
     size = math.ceil(len(lines) / chunks)
     for i in range(0, len(lines), size):
-        produce_lines(platform.kafka_conf, platform.settings.kafka.topic_events, lines[i : i + size], _key)
+        produce_lines(platform.kafka_conf, platform.settings.kafka.topic_events, lines[i : i + size], tenant_key)
         time.sleep(pause_s)
 
 
@@ -148,7 +143,7 @@ def test_member_and_shard_counts_do_not_change_totals(broker, kafka_settings, ra
     lines = list(workload)
     with Platform(settings) as platform:
         platform.wait_until_assigned()
-        produce_lines(platform.kafka_conf, settings.kafka.topic_events, lines, _key)
+        produce_lines(platform.kafka_conf, settings.kafka.topic_events, lines, tenant_key)
         platform.wait_until_applied(topic_end_offsets(platform.kafka_conf, settings.kafka.topic_events), 120)
         totals = platform.kpi_totals()
         assert {t: {k: v for k, v in totals[t].items() if k in ("impressions", "clicks", "conversions")}

@@ -13,7 +13,7 @@ import pytest
 
 from actors.launcher import Platform
 from mkt_ray.kafka import produce_lines, topic_end_offsets
-from mkt_ray.pipeline import tenant_hint
+from mkt_ray.pipeline import tenant_key
 from mkt_ray.settings import PipelineSettings, load_settings
 from mkt_ray.workload import generate_workload
 
@@ -60,7 +60,7 @@ def test_window_rows_of_every_kind_equal_the_reference(broker, kafka_settings, r
     expected = _reference(valid)
     with Platform(settings) as platform:
         platform.wait_until_assigned()
-        produce_lines(platform.kafka_conf, settings.kafka.topic_events, lines, lambda b: (tenant_hint(b) or "").encode() or None)
+        produce_lines(platform.kafka_conf, settings.kafka.topic_events, lines, tenant_key)
         platform.wait_until_applied(topic_end_offsets(platform.kafka_conf, settings.kafka.topic_events), 120)
         rows = platform.query(
             f"SELECT window, tenant_id, campaign_id, source, window_start_ms, sum(events), "

@@ -7,11 +7,8 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from mkt_ray.contract import BatchDecoder
-from mkt_ray.kernels import group_sums
 from mkt_ray.pipeline import LEDGER_WINDOW, kpi_window_rows, process_batch
 from mkt_ray.workload import generate_workload
 
@@ -86,34 +83,6 @@ def test_a_partition_slice_without_valid_events_still_gets_a_ledger_row() -> Non
 def test_empty_batch_has_no_rows() -> None:
     events = BatchDecoder(TENANTS).decode([], now_ms=NOW_MS).events
     assert kpi_window_rows(events, {}, NOW_MS).num_rows == 0
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    groups=st.lists(st.integers(-1, 5), min_size=1, max_size=60),
-    split=st.integers(0, 60),
-    seed=st.integers(0, 1000),
-)
-def test_group_sums_chunked_equals_one_shot_and_python(groups: list[int], split: int, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    g = np.array(groups, np.int64)
-    counts = rng.integers(0, 100, size=(len(g), 3))
-    amounts = rng.random((len(g), 2)) * 100
-    one_counts, one_amounts = np.zeros((6, 3), np.int64), np.zeros((6, 2))
-    group_sums(g, counts, amounts, one_counts, one_amounts)
-    two_counts, two_amounts = np.zeros((6, 3), np.int64), np.zeros((6, 2))
-    cut = min(split, len(g))
-    group_sums(g[:cut], counts[:cut], amounts[:cut], two_counts, two_amounts)
-    group_sums(g[cut:], counts[cut:], amounts[cut:], two_counts, two_amounts)
-    assert (one_counts == two_counts).all() and np.array_equal(one_amounts, two_amounts)
-    for k in range(6):
-        rows = [i for i, x in enumerate(groups) if x == k]
-        assert one_counts[k].tolist() == [sum(int(counts[i, j]) for i in rows) for j in range(3)]
-        for j in range(2):
-            total = 0.0
-            for i in rows:
-                total += float(amounts[i, j])
-            assert one_amounts[k, j] == total  # same order of additions: bit-identical
 
 
 def test_kpi_rows_use_enriched_channels_and_currency_while_raw_events_stay_as_received() -> None:
