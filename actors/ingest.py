@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
+from operator import itemgetter
 from typing import Any
 
 # referenced through the module: the classes' __module__ is `cimpl`, which Ray's pickling of actor classes
@@ -31,9 +32,11 @@ import numpy as np
 import pyarrow as pa
 import ray
 
+from mkt_ray.attribution import warm_up
 from mkt_ray.contract import BatchDecoder, EventColumns, Limits
 from mkt_ray.errors import BrokerError
 from mkt_ray.kafka import consumer_config, producer_config
+from mkt_ray.observability import BatchObserver, alert_messages, span
 from mkt_ray.pipeline import (
     ATTRIBUTION,
     KPI,
@@ -48,7 +51,18 @@ from mkt_ray.pipeline import (
     save_checkpoint,
     split_by_shard,
 )
-from mkt_ray.rawstore import archive_events, remove_after, slice_name
+from mkt_ray.pipeline._tables import ALERTS, LATE
+from mkt_ray.rawstore import (
+    archive_events,
+    forgotten_raw,
+    forgotten_rows,
+    identity_hash,
+    load_tombstones,
+    raw_key,
+    remove_after,
+    slice_name,
+)
+from mkt_ray.registry import PromotedModels
 from mkt_ray.settings import Settings
 
 log = logging.getLogger("mkt_ray.ingest")
@@ -70,10 +84,17 @@ class IngestActor:
         self._enrich = partial(enrich, tenants=settings.tenants, currency=settings.currency)
         self._decoders: dict[int, BatchDecoder] = {}
         self._states: dict[int, PartitionState] = {}  # decoder state and attribution engines, checkpointed
+        self._models = PromotedModels(settings.registry_uri, settings.registry.poll_s)  # hot reload: `models promote`
         self._applied: dict[int, int] = {}  # partition -> offset through which a restart only replays
         self._checkpointed_at: dict[int, float] = {}
         self._counts = BatchCounts()
+        self._tombstones = load_tombstones(settings.raw_uri)  # forgotten identities (hashed), per tenant
+        self._seen_through: dict[int, int] = {}  # partition -> last offset its state includes
+        self._lock = threading.Lock()  # a batch and a forget request never interleave
+        self._observer = BatchObserver(settings, member)  # metrics, late data, SLO alerts
+        self._raw_key = raw_key(settings.raw_store)  # None: the raw archive is not encrypted
         self._phase_s: Counter = Counter()  # seconds spent per phase of applying batches
+        self._phase_cpu_s: Counter = Counter()  # the member thread's CPU seconds in those phases
         self._latencies = np.zeros(0, np.int64)
         self._first_consumed_ms: int | None = None
         self._last_applied_ms: int | None = None
@@ -94,7 +115,9 @@ class IngestActor:
             "latency_ms": self._latencies.copy(),
             "assigned": sorted(self._decoders),
             "phase_s": dict(self._phase_s),
+            "phase_cpu_s": dict(self._phase_cpu_s),
             "error": self._error,
+            "models": dict(self._models.versions),  # tenant -> model version crediting markov/data_driven
         }
 
     def stop(self) -> None:
@@ -106,12 +129,15 @@ class IngestActor:
     def _run(self) -> None:
         kafka, pipeline = self._settings.kafka, self._settings.pipeline
         try:
+            warm_up()  # attribution kernels compiled before joining the group: no event waits for numba
             self._consumer.subscribe([kafka.topic_events], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                      on_lost=self._on_lost)
             while not self._stop.is_set():
+                self._models.refresh(self._settings.tenants)  # re-reads the pointers every registry.poll_s
                 messages = self._consumer.consume(pipeline.batch_size, pipeline.poll_timeout_s)
                 if messages:
-                    self._apply([m for m in messages if not _skippable(m)])
+                    with self._lock:
+                        self._apply([m for m in messages if not _skippable(m)])
         except Exception as exc:  # a bug or a broken dependency: surface it through stats()
             self._error = f"{type(exc).__name__}: {exc}"
             log.exception("ingest member %s stopped", self._member)
@@ -126,30 +152,71 @@ class IngestActor:
         now_ms = int(time.time() * 1000)
         self._first_consumed_ms = self._first_consumed_ms or now_ms
         n = len(messages)
-        partitions = np.fromiter((m.partition() for m in messages), np.int32, n)
-        offsets = np.fromiter((m.offset() for m in messages), np.int64, n)
-        created = np.fromiter((m.timestamp()[1] for m in messages), np.int64, n)
+        # map over the C methods: no Python frame per message
+        partitions = np.fromiter(map(ck.Message.partition, messages), np.int32, n)
+        offsets = np.fromiter(map(ck.Message.offset, messages), np.int64, n)
+        created = np.fromiter(map(itemgetter(1), map(ck.Message.timestamp, messages)), np.int64, n)
+        self._observer.taken(self._consumer, self._settings.kafka.topic_events, messages, self._states)
         with self._timed("decode"):
-            out = process_batch(self._decoder_for, [m.value() for m in messages], partitions, offsets, now_ms,
+            out = process_batch(self._decoder_for, list(map(ck.Message.value, messages)), partitions, offsets, now_ms,
                                 self._applied, created, window_rows=False, enrich_with=self._enrich,
-                                attribute=self._attribute)
+                                attribute=self._attribute if self._settings.pipeline.attribution else None)
+        for partition in np.unique(partitions).tolist():
+            self._seen_through[partition] = int(offsets[partitions == partition].max())
         if out.ranges:
-            self._write(out, now_ms)
+            seen = self._write(out, now_ms)
             topic = self._settings.kafka.topic_events
             with self._timed("commit"):
                 self._consumer.commit(offsets=[ck.TopicPartition(topic, p, last + 1) for p, (_, last) in out.ranges.items()],
                                       asynchronous=False)
             # pipelined: the pass runs while the next batch is consumed and decoded; it must finish before
             # that batch's KPI insert (see _write), so a closed window's totals never include later batches
-            self._closing = [shard.close.remote(out.watermarks, now_ms) for shard in self._shards]
+            self._closing = [shard.close.remote(out.watermarks, now_ms, seen.get(i, {}))
+                             for i, shard in enumerate(self._shards)]
         applied_ms = int(time.time() * 1000)
-        self._counts.add(out.counts)
-        self._record_latency(applied_ms - out.created_ms)
+        # before the counts, and not after the alert below: stats() may run in between (max_concurrency), and
+        # a caller that sees the messages counted reads their apply time and latency
         self._last_applied_ms = applied_ms
+        self._record_latency(applied_ms - out.created_ms)
+        self._counts.add(out.counts)
+        alerts = self._observer.applied(out, applied_ms)
+        if alerts.num_rows:  # an SLO breached: alerts table, then topic (keyed rows: a repeat replaces)
+            ray.get(self._store.insert_arrow.remote(ALERTS, alerts))
+            for key, value in alert_messages(alerts):
+                self._producer.produce(self._settings.kafka.topic_alerts, value, key=key)
+            self._producer.flush(30)
         self._checkpoint_due(out.ranges)
 
     def _attribute(self, partition: int, events: EventColumns, applied: int) -> pa.Table:
+        forgotten = forgotten_rows(events["tenant_id"], events, self._tombstones)
+        events = events.take(~forgotten) if forgotten.any() else events  # tombstoned persons enter no journey
+        self._models.install(self._states[partition].attribution, dict.fromkeys(events["tenant_id"].tolist()),
+                             self._settings.tenants)
         return attribute_partition(self._states[partition], events, self._settings.tenants, applied)
+
+    def forget(self, tenant: str, nodes: list[str]) -> list[str]:
+        """Right to be forgotten in this member: tombstone `nodes` (identity nodes, `user_id:u1`), drop their
+        person from every held partition's engine, rewrite those partitions' checkpoints (older ones still
+        hold the person); the identity nodes the engines removed (the person's linked ids)."""
+        with self._lock:
+            removed: set[str] = set()
+            for partition, state in list(self._states.items()):
+                engine = state.attribution.get(tenant)
+                if engine is None:
+                    continue
+                for node in nodes:
+                    removed.update(engine.forget(node))
+                if partition in self._seen_through:
+                    save_checkpoint(self._settings.raw_uri, partition, self._seen_through[partition], state, keep=1)
+            hashes = {identity_hash(tenant, node) for node in (*nodes, *removed)}
+            self._tombstones = {**self._tombstones, tenant: self._tombstones.get(tenant, frozenset()) | hashes}
+            return sorted(removed)
+
+    def holds(self, tenant: str, nodes: list[str]) -> int:
+        """How many of these identity nodes the engines of this member's partitions know (0 once forgotten)."""
+        with self._lock:
+            engines = [s.attribution[tenant] for s in self._states.values() if tenant in s.attribution]
+            return sum(node in engine.graph for engine in engines for node in nodes)
 
     def _decoder_for(self, partition: int) -> BatchDecoder:
         if partition not in self._decoders:  # a partition assigned without restore (should not happen)
@@ -157,27 +224,33 @@ class IngestActor:
             self._decoders[partition] = BatchDecoder(self._settings.tenants, self._limits, self._states[partition].decoder)
         return self._decoders[partition]
 
-    def _window_rows(self, out: BatchOutput, now_ms: int) -> list:
-        """Ask each tenant shard for the window rows of its slice (only the columns windows need)."""
+    def _window_rows(self, out: BatchOutput, now_ms: int) -> tuple[list, dict[int, dict[str, int]]]:
+        """Ask each tenant shard for the window rows of its slice (only the columns windows need); also
+        each shard's tenants in this batch with their partition, which its close pass needs."""
         slim = EventColumns({name: out.kpi_events[name] for name in WINDOW_COLUMNS})
         slices = split_by_shard(slim, len(self._shards))
-        return [self._shards[s].window_rows.remote(part, out.ranges, now_ms) for s, part in slices.items()]
+        seen = {s: dict(zip(part["tenant_id"].tolist(), part["partition"].tolist(), strict=True))
+                for s, part in slices.items()}
+        return [self._shards[s].window_rows.remote(part, out.ranges, now_ms) for s, part in slices.items()], seen
 
     def _archive(self, out: BatchOutput) -> None:
         started = time.perf_counter()
         for partition, (first, last) in out.ranges.items():
-            archive_events(out.events.take(out.events["partition"] == partition), self._settings.raw_uri,
-                           slice_name(partition, first, last))
+            rows = (out.events["partition"] == partition) & ~forgotten_rows(out.events["tenant_id"], out.events,
+                                                                            self._tombstones)
+            archive_events(out.events.take(rows), self._settings.raw_uri,
+                           slice_name(partition, first, last), key=self._raw_key)
         self._phase_s["raw_archive (overlapped)"] += time.perf_counter() - started
 
-    def _write(self, out: BatchOutput, now_ms: int) -> None:
+    def _write(self, out: BatchOutput, now_ms: int) -> dict[int, dict[str, int]]:
         """Raw archive, quarantine (topic, then table), then the KPI rows: the last write is the commit point.
 
         The Parquet writes (which release the GIL) run in a thread while the shards compute window rows
-        and the quarantine is written; all of it is durable before the KPI insert.
+        and the quarantine is written; all of it is durable before the KPI insert. Returns each shard's
+        tenants in the batch, with their partition, for the shards' close pass.
         """
         archived = self._pool.submit(self._archive, out)
-        pending_rows = self._window_rows(out, now_ms)
+        pending_rows, seen = self._window_rows(out, now_ms)
         token = "_".join(slice_name(p, a, b) for p, (a, b) in sorted(out.ranges.items()))
         if out.quarantine_rows.num_rows:
             self._quarantine(out, token)
@@ -191,28 +264,36 @@ class IngestActor:
         if out.credit_rows is not None and out.credit_rows.num_rows:
             with self._timed("attribution_insert"):  # keyed rows: a replay replaces them
                 ray.get(self._store.insert_arrow.remote(ATTRIBUTION, out.credit_rows))
+        late = self._observer.late_rows(out, now_ms)
+        if late.num_rows:  # keyed by batch slice: a replayed batch replaces its rows
+            ray.get(self._store.insert_arrow.remote(LATE, late))
         with self._timed("kpi_insert"):
             kpi_rows = pa.concat_tables([*window_rows, out.kpi_rows])  # window rows and the ledger, one insert
             ray.get(self._store.insert_arrow.remote(KPI, kpi_rows, f"kpi-{token}"))
+        return seen
 
     def _quarantine(self, out: BatchOutput, token: str) -> None:
         with self._timed("quarantine"):
             topic = self._settings.kafka.topic_quarantine
-            for r in out.rejects:
+            forgotten = forgotten_raw([r.raw for r in out.rejects], self._tombstones)  # of forgotten persons
+            for r in (r for r, gone in zip(out.rejects, forgotten, strict=True) if not gone):
                 headers = [("reason", r.reason.code), ("partition", str(r.partition)), ("offset", str(r.offset))]
                 self._producer.produce(topic, r.raw, headers=headers)
                 self._producer.poll(0)
             if self._producer.flush(30) > 0:
                 raise BrokerError(f"quarantine topic {topic}: messages still queued after 30 s")
-            ray.get(self._store.insert_arrow.remote(QUARANTINE, out.quarantine_rows, f"q-{token}"))
+            rows = out.quarantine_rows.filter(pa.array(~forgotten)) if forgotten.any() else out.quarantine_rows
+            ray.get(self._store.insert_arrow.remote(QUARANTINE, rows, f"q-{token}"))
 
     @contextmanager
     def _timed(self, phase: str) -> Iterator[None]:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         try:
-            yield
+            with span(f"ingest.{phase}", member=self._member):
+                yield
         finally:
             self._phase_s[phase] += time.perf_counter() - started
+            self._phase_cpu_s[phase] += time.thread_time() - cpu_started
 
     def _record_latency(self, latencies: np.ndarray) -> None:
         self._latencies = np.concatenate([self._latencies, latencies])

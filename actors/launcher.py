@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 import ray
 
+from actors.deletion import start_deletion_actor
 from actors.ingest import IngestActor
 from actors.shard import start_shards
 from actors.store import start_store_actor
 from mkt_ray.embedded import EmbeddedBroker, Reaper
 from mkt_ray.errors import MktRayError
 from mkt_ray.kafka import create_topics
-from mkt_ray.pipeline import ATTRIBUTION, KPI, QUARANTINE, BatchCounts, pipeline_ddl
+from mkt_ray.pipeline import KPI, QUARANTINE, BatchCounts, nest_summary, pipeline_ddl, summary_sql
 from mkt_ray.settings import Settings
 
 
@@ -41,8 +42,10 @@ class Platform:
         self.bootstrap: str | None = settings.kafka.bootstrap_servers
         self.store: Any = None
         self.ingest: list[Any] = []
+        self.deletion: Any = None  # carries out right-to-be-forgotten requests (actors/deletion.py)
         self.shards: list[Any] = []
         self.dashboard_url: str | None = None
+        self.api_url: str | None = None
         self._owns_ray = False
         self._reaper = Reaper()
         self._suffix = uuid.uuid4().hex[:8]
@@ -77,7 +80,8 @@ class Platform:
         self.store = start_store_actor(self.settings, name=self.store_name)
         for statement in pipeline_ddl(self.settings.warehouse.database):
             ray.get(self.store.execute.remote(statement))
-        self.say(f"warehouse ({self.settings.warehouse.backend}) at {self.settings.chdb_path}")
+        wh = self.settings.warehouse
+        self.say(f"warehouse ({wh.backend}) at {wh.url if wh.backend == 'clickhouse' else self.settings.chdb_path}")
         self.shards = start_shards(self.settings, self.bootstrap, self.store_name, self._suffix)
         shard_names = [f"mkt-shard-{i}-{self._suffix}" for i in range(len(self.shards))]
         self._wait_placed([shard.stats.remote() for shard in self.shards], "tenant shards")
@@ -86,9 +90,25 @@ class Platform:
                 self.settings, self.bootstrap, self.store_name, shard_names, i)
             for i in range(self.settings.pipeline.ingest_actors)
         ]
+        self.deletion = start_deletion_actor(self.settings, self.store_name,
+                                             [f"mkt-ingest-{i}-{self._suffix}" for i in range(len(self.ingest))])
         self.say(f"{len(self.ingest)} ingest actor(s) in consumer group {self.settings.kafka.consumer_group}, "
                  f"{len(self.shards)} tenant shard(s)")
         return self
+
+    def start_serve(self, host: str, port: int) -> str:
+        """Deploy the query API (serve_apps/query.py) on Ray Serve at host:port, reading through this
+        platform's store actor; returns its URL. `stop` shuts Serve down."""
+        from ray import serve
+
+        from serve_apps.query import build_app
+
+        serve.start(http_options={"host": host, "port": port})
+        store = (self.store_name, ray.get_runtime_context().namespace)
+        serve.run(build_app(self.settings, store), name="mkt-api", route_prefix="/")
+        self.api_url = f"http://{host}:{port}"
+        self.say(f"query API and dashboard on {self.api_url} (docs: {self.api_url}/docs)")
+        return self.api_url
 
     def _wait_placed(self, refs: list, what: str, timeout_s: float = 120.0) -> None:
         """Wait until actors are constructed; a cluster without room for them gets a clear error."""
@@ -111,6 +131,7 @@ class Platform:
             dashboard_host="127.0.0.1",
             log_to_driver=False,
             configure_logging=False,
+            _metrics_export_port=None if self.settings.ray_address else self.settings.observability.metrics_export_port,
         )
         self._owns_ray = True
         self.dashboard_url = f"http://{context.dashboard_url}" if context.dashboard_url else None
@@ -122,9 +143,17 @@ class Platform:
             _quietly(lambda a=actor: ray.get(a.stop.remote(), timeout=30))
             _quietly(lambda a=actor: ray.kill(a))
         self.ingest = []
+        if self.deletion is not None:
+            _quietly(lambda: ray.kill(self.deletion))
+            self.deletion = None
         for shard in self.shards:
             _quietly(lambda a=shard: ray.kill(a))
         self.shards = []
+        if self.api_url is not None:
+            from ray import serve
+
+            _quietly(serve.shutdown)
+            self.api_url = None
         if self.store is not None:
             _quietly(lambda: ray.get(self.store.close.remote(), timeout=30))
             _quietly(lambda: ray.kill(self.store))
@@ -201,7 +230,10 @@ class Platform:
         next_check = time.monotonic() + 2.0
         while True:
             if time.monotonic() > next_check:
-                self.stats()  # raises MktRayError naming the member and its error
+                try:
+                    self.stats()  # raises MktRayError naming the member and its error
+                except ray.exceptions.ActorUnavailableError:
+                    pass  # a member is restarting after a kill: asked again at the next check
                 next_check += 2.0
             ledger = self.ledger()
             if all(ledger.get(p, -1) >= last for p, last in targets.items()):
@@ -223,17 +255,16 @@ class Platform:
         names = ("events", "impressions", "clicks", "conversions", "cost", "revenue")
         return {row[0]: {n: (float(v) if n in ("cost", "revenue") else int(v)) for n, v in zip(names, row[1:], strict=True)} for row in rows}
 
+    def attribution_summary(self) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+        """{tenant: {model: {channel: {conversions, revenue, touchpoints, credited_conversions,
+        fallback_conversions}}}} from the `attribution_summary` view (each credit row once)."""
+        return nest_summary(self.query(summary_sql(self.settings.warehouse.database)))
+
     def attribution_totals(self) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
-        """{tenant: {model: {channel: {"conversions", "revenue"}}}} from the credit rows (each row once)."""
-        db = self.settings.warehouse.database
-        rows = self.query(
-            f"SELECT tenant_id, model, channel, sum(conversions_credit), sum(revenue_credit) "
-            f"FROM {db}.{ATTRIBUTION} FINAL GROUP BY tenant_id, model, channel ORDER BY tenant_id, model, channel")
-        out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
-        for tenant, model, channel, conversions, revenue in rows:
-            out.setdefault(tenant, {}).setdefault(model, {})[channel] = {
-                "conversions": float(conversions), "revenue": float(revenue)}
-        return out
+        """{tenant: {model: {channel: {"conversions", "revenue"}}}} from the summary."""
+        return {tenant: {model: {channel: {"conversions": v["conversions"], "revenue": v["revenue"]}
+                                 for channel, v in channels.items()} for model, channels in models.items()}
+                for tenant, models in self.attribution_summary().items()}
 
     def quarantine_counts(self) -> dict[str, int]:
         """Rejected messages per reason code, from the quarantine table (each message once)."""

@@ -1,6 +1,8 @@
 """StoreActor: the one process that owns the warehouse; everyone else reads and writes through it.
 
-chDB lets one process open a data path, so the embedded warehouse needs a single owner. The actor is
+chDB lets one process open a data path, so the embedded warehouse needs a single owner. A ClickHouse
+server needs none (Serve replicas and jobs call `open_warehouse` themselves); the pipeline's actors still
+reach it through this actor by name, which then only forwards, many calls at once. The actor is
 thin: it opens `open_warehouse(settings)` and forwards. It restarts after a crash (`max_restarts=-1`)
 and reopens the same path, so on-disk rows and the dedup log survive; calls in flight are retried
 (`max_task_retries=-1`), which is why writes that matter carry a dedup token.
@@ -22,6 +24,8 @@ from mkt_ray.warehouse import open_warehouse
 
 # A restarted actor may start while its predecessor still holds the chDB lock for a moment.
 _REOPEN_LOCK_TIMEOUT_S = 30.0
+# Calls in flight at once against a ClickHouse server (the client is thread-safe without a session).
+_SERVER_CONCURRENCY = 16
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -58,10 +62,14 @@ def start_store_actor(
     """Start the named store actor and return its handle (not detached: it ends with the job).
 
     For chDB the path is made absolute here and the actor is pinned to this node, so a restart
-    reopens the same files instead of an empty directory on another node.
+    reopens the same files instead of an empty directory on another node. For a server it may run anywhere.
     """
     options: dict[str, Any] = {"name": name, "namespace": namespace, "lifetime": None}
-    if settings.warehouse.backend == "chdb":
+    if settings.warehouse.backend != "chdb":
+        # a ClickHouse server has no single owner: this actor is a stateless pass-through for the pipeline's
+        # actors (which address the store by name), and serves their calls side by side
+        options["max_concurrency"] = _SERVER_CONCURRENCY
+    else:
         chdb_path = settings.chdb_path.expanduser().resolve()
         warehouse = settings.warehouse.model_copy(update={"chdb_path": chdb_path})
         settings = settings.model_copy(update={"warehouse": warehouse})

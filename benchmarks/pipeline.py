@@ -1,6 +1,7 @@
 """The whole pipeline (Kafka -> ingest actors -> KPI windows in the warehouse) against Quix Streams, side by side.
 
-    python -m benchmarks.pipeline [--events 1000000] [--tenants 4] [--seed 7] [--ingest-actors 2] [--skip-quix]
+    python -m benchmarks.pipeline [--events 1000000] [--tenants 8] [--seed 7] [--ingest-actors 2] [--partitions 12]
+        [--shards 2] [--batch-size 50000] [--no-attribution] [--skip-quix]
 
 Prints one JSON line on stdout (progress goes to stderr). One embedded broker serves the whole run. The
 seeded workload (no invalid events, no duplicates, so both sides sum exactly the same events) is produced
@@ -22,12 +23,21 @@ What is measured, for mkt-ray:
   backlog ahead of them: it describes draining a backlog, not steady-state latency.
 - `members`: each ingest member's partitions and messages; `member_phase_s`: the members' wall seconds
   per phase of applying batches (decode, window rows on the shards, raw archive, KPI insert, commit,
-  window closing), summed over members.
-- `where_time_goes`: the CPU per event of one 10k batch's steps run in this process (decode, KPI rows,
+  window closing), summed over members; `member_phase_cpu_s`: the member threads' CPU seconds in those
+  phases (Arrow's own threads, e.g. the Parquet writer's, are in `cpu_s_by_process` only).
+- `where_time_goes`: the CPU per event of one batch's steps run in this process (decode, KPI rows,
   pickling the events for a shard, raw Parquet archive), beside the platform's CPU per event.
 - `other_processes_cpu_s` (both sides): CPU used meanwhile by processes outside the run; well above 0
   means the machine was shared and the rates are low.
 Quix's `cpu_s` is sampled the same way over its processing span; `cpu_s_incl_startup` is its whole run.
+
+Platform shape: 2 ingest members, 2 shards, 50k-message batches (per-batch costs, the raw archive's
+files above all, shrink per event as batches grow: Parquet files are one per tenant, date and event type
+of a batch slice), and 12 partitions: Kafka places a key by CRC-32 of the key modulo the partition count,
+and the 8 tenants' keys on 4 partitions put 73% of the events on one partition (one member does 80% of
+the work), on 12 the two members get 56% and 44% (`partition_events`, `members` show the split).
+`--no-attribution` runs the pipeline without crediting conversions, to see the other phases apart; the
+headline figures are the full pipeline's.
 
 The workload's clock is fixed (`NOW`); the contract's time checks are widened so that the wall-clock date
 of a run never quarantines an event.
@@ -50,10 +60,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from benchmarks._cpu import CpuSampler, cpu_report
-from mkt_ray.contract import BatchDecoder, Limits
+from mkt_ray.contract import BatchDecoder, Event, Limits
 from mkt_ray.embedded import EmbeddedBroker
 from mkt_ray.kafka import create_topics, produce_lines, topic_end_offsets
 from mkt_ray.pipeline import kpi_window_rows, offset_ranges, process_batch, tenant_key
@@ -102,7 +113,8 @@ def run_settings(args: argparse.Namespace, bootstrap: str, tenants: list[str], d
         topic_events=f"bench-events-{tag}", topic_quarantine=f"bench-quarantine-{tag}",
         topic_signals=f"bench-signals-{tag}", topic_alerts=f"bench-alerts-{tag}",
     )
-    pipeline = PipelineSettings(ingest_actors=args.ingest_actors)
+    pipeline = PipelineSettings(ingest_actors=args.ingest_actors, shards=args.shards, batch_size=args.batch_size,
+                                attribution=not args.no_attribution)
     return load_settings(None, data_dir=data_dir, kafka=kafka, pipeline=pipeline, contract=CONTRACT).with_tenants(tenants)
 
 
@@ -124,7 +136,7 @@ def run_mkt_ray(
             stats = platform.wait_until_read(events, timeout_s=60.0)
             done = time.time()
             sampler.stop()
-            members = member_counts(platform)
+            members, phase_cpu_s = member_counts(platform)
             windows = read_windows(platform, settings.warehouse.database)
     first_s, last_s = stats["first_consumed_ms"] / 1000, stats["last_applied_ms"] / 1000
     if stats["read"] != events or stats["valid"] != events:
@@ -137,6 +149,7 @@ def run_mkt_ray(
         **cpu_report(sampler, first_s, last_s, events, broker_pid),
         "members": members,
         "member_phase_s": stats.get("phase_s"),  # wall seconds per phase, summed over members
+        "member_phase_cpu_s": phase_cpu_s,  # the member threads' CPU seconds in those phases
     }, windows
 
 
@@ -160,12 +173,18 @@ def wait_until_applied(platform: Any, ends: dict[int, int], timeout_s: float) ->
         time.sleep(0.5)
 
 
-def member_counts(platform: Any) -> list[dict[str, Any]]:
-    """Each ingest member's partitions and messages read: shows how evenly the tenants' keys spread."""
+def member_counts(platform: Any) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Each ingest member's partitions and messages read (how evenly the tenants' keys spread), and the
+    member threads' CPU seconds per phase, summed over members."""
     import ray
 
     parts = ray.get([member.stats.remote() for member in platform.ingest])
-    return [{"assigned": p["assigned"], "read": p["read"]} for p in parts]
+    cpu: dict[str, float] = {}
+    for p in parts:
+        for phase, seconds in p.get("phase_cpu_s", {}).items():
+            cpu[phase] = cpu.get(phase, 0.0) + seconds
+    members = [{"assigned": p["assigned"], "read": p["read"]} for p in parts]
+    return members, {k: round(v, 3) for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])}
 
 
 def read_windows(platform: Any, db: str) -> dict[WindowKey, list[Any]]:
@@ -239,15 +258,18 @@ def _cpu_of(step: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:
 
 
 def where_time_goes(lines: list[bytes], tenants: list[str], batch: int, cpu_us_per_event: float) -> dict[str, Any]:
-    """CPU per event of one batch's steps run in this process (best of 3, after a warm-up batch): decode,
-    KPI rows of every window kind, the two as `process_batch`, pickling the valid events (what a hop to a
-    tenant shard costs the sender), the raw Parquet archive; beside the platform's CPU per event."""
+    """CPU per event of one batch's steps run in this process (best of 3, after a warm-up batch): msgspec's
+    bare parse of the messages into `Event` (the floor under the decoder), decode, KPI rows of every window
+    kind, the two as `process_batch`, pickling the valid events (what a hop to a tenant shard costs the
+    sender), the raw Parquet archive; beside the platform's CPU per event."""
     now_ms = int(NOW.timestamp() * 1000)
     limits = Limits.from_settings(CONTRACT)
     timed = lines[batch : 2 * batch] if len(lines) >= 2 * batch else lines[:batch]
     n = len(timed)
     part, offs = np.zeros(n, np.int32), np.arange(n, dtype=np.int64)
     process_batch(BatchDecoder(tenants, limits), lines[:n], part, offs, now_ms)  # warm-up: imports, JIT caches
+    parse = msgspec.json.Decoder(Event).decode
+    parse_s, _ = _cpu_of(lambda: list(map(parse, timed)))
     decode_s, decoded = _cpu_of(lambda: BatchDecoder(tenants, limits).decode(timed, part, offs, now_ms=now_ms))
     rows_s, _ = _cpu_of(lambda: kpi_window_rows(decoded.events, offset_ranges(part, offs), now_ms))
     batch_s, _ = _cpu_of(lambda: process_batch(BatchDecoder(tenants, limits), timed, part, offs, now_ms))
@@ -260,7 +282,8 @@ def where_time_goes(lines: list[bytes], tenants: list[str], batch: int, cpu_us_p
         shutil.rmtree(raw_dir, ignore_errors=True)
     us = 1e6 / n
     return {
-        "batch": n, "decode_us_per_event": round(decode_s * us, 2), "kpi_rows_us_per_event": round(rows_s * us, 2),
+        "batch": n, "msgspec_parse_us_per_event": round(parse_s * us, 2),
+        "decode_us_per_event": round(decode_s * us, 2), "kpi_rows_us_per_event": round(rows_s * us, 2),
         "process_batch_us_per_event": round(batch_s * us, 2), "pickle_events_us_per_event": round(pickle_s * us, 2),
         "raw_archive_us_per_event": round(archive_s * us, 2), "platform_cpu_us_per_event": cpu_us_per_event,
     }
@@ -272,10 +295,14 @@ def where_time_goes(lines: list[bytes], tenants: list[str], batch: int, cpu_us_p
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--tenants", type=int, default=4)
+    parser.add_argument("--tenants", type=int, default=8)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--ingest-actors", type=int, default=2)
-    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--partitions", type=int, default=12)
+    parser.add_argument("--shards", type=int, default=PipelineSettings().shards)
+    parser.add_argument("--batch-size", type=int, default=50_000)
+    parser.add_argument("--no-attribution", action="store_true",
+                        help="run without attribution, to see the other phases apart (not the headline)")
     parser.add_argument("--skip-quix", action="store_true")
     parser.add_argument("--bootstrap", default=None, help="use this broker instead of starting an embedded one")
     return parser.parse_args(argv)
@@ -302,10 +329,11 @@ def main(argv: list[str] | None = None) -> int:
         if broker is not None:
             broker.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
-    mkt["where_time_goes"] = where_time_goes(lines, tenants, 10_000, mkt["cpu_us_per_event"])
+    mkt["where_time_goes"] = where_time_goes(lines, tenants, args.batch_size, mkt["cpu_us_per_event"])
     print(json.dumps({
         "benchmark": "pipeline", "events": len(lines), "seed": args.seed, "tenants": args.tenants,
         "ingest_actors": args.ingest_actors, "partitions": args.partitions, "partition_events": partition_events,
+        "shards": args.shards, "batch_size": args.batch_size, "attribution": not args.no_attribution,
         "workload": "generate_workload(invalid_share=0.0, duplicate_share=0.0): every event valid and distinct",
         "cores": os.cpu_count(), "mkt_ray": mkt, "quix": quix,
         "speedup": round(mkt["events_per_s"] / quix["events_per_s"], 2) if quix else None,

@@ -51,6 +51,28 @@ class AlertThresholds(_Frozen):
     min_impressions: int = Field(100, ge=0)  # ratios of thinner windows are noise, not alerts
 
 
+class ProbabilisticMatching(_Frozen):
+    """Probabilistic identity matching for one tenant (off by default; README "Online attribution").
+
+    `signals` maps `metadata` keys (privacy-safe values, e.g. a hashed IP prefix and a user-agent family)
+    to weights; a candidate scores the weights of the signals it shares, over their total.
+    """
+
+    enabled: bool = False
+    threshold: float = Field(0.8, gt=0, le=1)
+    max_gap_s: float = Field(1800.0, gt=0)
+    signals: dict[str, float] = {"ip_prefix_sha256": 0.6, "ua_family": 0.4}
+
+    @model_validator(mode="after")
+    def _signals_fit(self) -> ProbabilisticMatching:
+        if not 1 <= len(self.signals) <= 8:
+            raise ValueError("probabilistic_matching.signals needs 1 to 8 metadata keys")
+        bad = {key: w for key, w in self.signals.items() if not (math.isfinite(w) and w > 0)}
+        if bad:
+            raise ValueError(f"probabilistic_matching.signals weights must be finite and > 0; got {bad}")
+        return self
+
+
 class TenantConfig(_Frozen):
     """A registered tenant and its options."""
 
@@ -62,7 +84,7 @@ class TenantConfig(_Frozen):
     allowed_lateness_s: float = Field(60.0, ge=0)
     thresholds: AlertThresholds = AlertThresholds()
     channel_aliases: dict[str, str] = {}
-    probabilistic_matching: bool = False
+    probabilistic_matching: ProbabilisticMatching = ProbabilisticMatching()
 
     @model_validator(mode="after")
     def _position_weights_fit(self) -> TenantConfig:
@@ -130,6 +152,31 @@ class RawStoreSettings(_Frozen):
     """Immutable raw events as Parquet: a local folder or an s3:// URI."""
 
     uri: str | None = None  # default: <data_dir>/raw
+    # Parquet modular encryption (AES-GCM, 256-bit) when a key is set: 64 hex digits or base64 of 32 bytes
+    encryption_key: SecretStr | None = None  # MKT_RAW_STORE__ENCRYPTION_KEY
+    encryption_key_file: Path | None = None  # or a file holding the key (e.g. a mounted secret)
+
+
+class RegistrySettings(_Frozen):
+    """The model registry (training jobs publish, `mkt-ray models promote`, the pipeline follows)."""
+
+    uri: str | None = None  # local folder or s3:// URI; default: <data_dir>/models
+    poll_s: float = Field(5.0, gt=0)  # how often ingest members re-read the promoted pointers
+
+
+class SloSettings(_Frozen):
+    """Latency objectives; a p99 above one over the last `window_s` raises an alert (mkt_ray/observability)."""
+
+    event_to_kpi_p99_s: float = Field(5.0, gt=0)
+    attribution_p99_s: float = Field(30.0, gt=0)
+    window_s: float = Field(60.0, gt=0)
+
+
+class ObservabilitySettings(_Frozen):
+    slo: SloSettings = SloSettings()
+    otlp_endpoint: str | None = None  # e.g. http://otel-collector:4318/v1/traces; None: spans are not exported
+    quality_report_hour_utc: int = Field(1, ge=0, le=23)  # `mkt-ray up` reports on the previous day after this hour
+    metrics_export_port: int | None = Field(None, ge=1, le=65535)  # Prometheus port of a local Ray; None: Ray picks
 
 
 class PipelineSettings(_Frozen):
@@ -138,6 +185,7 @@ class PipelineSettings(_Frozen):
     batch_size: int = Field(10_000, ge=1)
     poll_timeout_s: float = Field(0.2, gt=0)
     checkpoint_every_s: float = Field(10.0, gt=0)  # bounds what a member taking over a partition replays
+    attribution: bool = True  # credit conversions in the pipeline; off only to measure the rest apart
 
 
 class ContractSettings(_Frozen):
@@ -194,6 +242,32 @@ class CurrencySettings(_Frozen):
         return self
 
 
+# The embedded platform (`make run`, tests) signs tokens with this; anything else must set api.secret.
+DEV_API_SECRET = "mkt-ray-DEV-ONLY-secret-do-not-use-in-production"
+
+
+class ApiSettings(_Frozen):
+    """The query API (serve_apps/): token signing, request limits. It listens on serve_host:serve_port."""
+
+    secret: SecretStr = SecretStr(DEV_API_SECRET)  # HS256 key; MKT_API__SECRET in production
+    token_ttl_s: int = Field(3600, ge=1)
+    replicas: int = Field(1, ge=1)
+    max_ongoing_requests: int = Field(32, ge=1)  # per replica; more wait in the queue
+    max_queued_requests: int = Field(256, ge=1)  # beyond this Serve answers 503 at once
+    max_page_size: int = Field(1000, ge=1)  # largest `limit` a list endpoint accepts
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_long_enough(cls, secret: SecretStr) -> SecretStr:
+        if len(secret.get_secret_value().encode()) < 32:
+            raise ValueError("api.secret must be at least 32 bytes (HS256 key; e.g. `openssl rand -hex 32`)")
+        return secret
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        return self.secret.get_secret_value() == DEV_API_SECRET
+
+
 class Settings(BaseSettings):
     """Everything one mkt-ray process needs to know. Frozen; build it with `load_settings`."""
 
@@ -203,10 +277,13 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
     raw_store: RawStoreSettings = RawStoreSettings()
+    registry: RegistrySettings = RegistrySettings()
     pipeline: PipelineSettings = PipelineSettings()
     contract: ContractSettings = ContractSettings()
     currency: CurrencySettings = CurrencySettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
     tenants: dict[str, TenantConfig] = {}
+    api: ApiSettings = ApiSettings()
     serve_host: str = "127.0.0.1"
     serve_port: int = Field(8000, ge=0, le=65535)
     ray_address: str | None = None  # None: start a local Ray
@@ -242,6 +319,10 @@ class Settings(BaseSettings):
     @property
     def raw_uri(self) -> str:
         return self.raw_store.uri or str(self.data_dir / "raw")
+
+    @property
+    def registry_uri(self) -> str:
+        return self.registry.uri or str(self.data_dir / "models")
 
     def with_tenants(self, tenant_ids: list[str]) -> Settings:
         """A copy with these tenants registered (existing entries keep their options)."""

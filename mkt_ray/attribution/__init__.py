@@ -26,7 +26,9 @@ __all__ = [  # EventJourneys, read_event_journeys and the online engine are load
     "AttributionSettings",
     "ChannelPath",
     "EventJourneys",
+    "Forgotten",
     "IdentityGraph",
+    "LINKED_CREDIT_SCHEMA",
     "MarkovResult",
     "TenantAttribution",
     "Touches",
@@ -40,6 +42,7 @@ __all__ = [  # EventJourneys, read_event_journeys and the online engine are load
     "read_path_file",
     "rule_attribution",
     "split_path",
+    "warm_up",
 ]
 
 
@@ -49,7 +52,7 @@ def __getattr__(name: str):
         from mkt_ray.attribution import _events
 
         return getattr(_events, name)
-    if name in ("CREDIT_SCHEMA", "ONLINE_MODELS", "TenantAttribution"):
+    if name in ("CREDIT_SCHEMA", "LINKED_CREDIT_SCHEMA", "ONLINE_MODELS", "Forgotten", "TenantAttribution", "warm_up"):
         from mkt_ray.attribution import _online  # the contract and the numba kernels: imported on first use
 
         return getattr(_online, name)

@@ -1,6 +1,13 @@
 """Online attribution for one tenant shard: events in processing order in, credit rows out.
 
-The contract's "Identity and consent semantics" and "Attribution semantics", applied event by event:
+Per batch: identity strings become integer slots (one compiled hash-table call per identity field,
+`_keys.py`), channels and campaigns codes the same way, then one Numba pass (`_walk.py`) applies the
+events in order (links, consent, touchpoint lists, bounds) and returns the conversions' journeys in CSR
+form, which the rule kernels credit in one call per model. Measured with `benchmarks/attribution.py`
+(200k generated events, batches of 10k, CPU time on a shared 2-core machine): ~4.5k conversions/s for
+the former per-event Python walk, ~33k/s now, beside ~27k/s for the plain-Python baseline loop.
+
+The contract's "Identity and consent semantics" and "Attribution semantics", in processing order:
 - consent: the latest `consent` event of a person rules (its processing order decides), else the
   tenant default (granted unless `consent_required`). Among the persons an event's ids belong to, the
   latest explicit consent rules, as it would for the person they are about to become. An event of a
@@ -17,24 +24,37 @@ The contract's "Identity and consent semantics" and "Attribution semantics", app
   when no channel on the path has a positive value, they fall back to linear with `fallback` = true.
 - `apply` is idempotent per (partition, offset): an event at or below its partition's high-water
   offset was applied before and is skipped.
+- probabilistic matching (per tenant, off by default; `_matching.py`): persons sharing device signals
+  in `metadata` are linked without being merged, and a conversion also credits the linked persons'
+  touchpoints (rows then carry `link`, LINKED_CREDIT_SCHEMA).
+- `forget(identity)` (right to be forgotten) drops the person of `identity`: every identity linked to
+  it, its touchpoints and consent record. Each removed identity keeps a tombstone (`forgotten`:
+  identity -> {partition: offset}, the high water at the time unless given): an event carrying it at
+  or below that offset of its partition is ignored, so a replay of the same offsets (a rebuild, a
+  restore from an older checkpoint with the tombstones re-applied) never links it again; later events
+  are new data and count as usual.
 """
 
 from __future__ import annotations
 
-import gc
+import json
 import math
-from bisect import bisect_right, insort
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 
 from mkt_ray.attribution._identity import IdentityGraph
+from mkt_ray.attribution._keys import SlotTable, encode_keys
 from mkt_ray.attribution._touches import DAY_MS, DIRECT
-from mkt_ray.contract import EVENT_TYPE_CODE, IDENTITY_FIELDS, USER_LEVEL_TYPES, EventColumns
+from mkt_ray.attribution._walk import Journeys, walk_events
+from mkt_ray.contract import EVENT_TYPE_CODE, IDENTITY_FIELDS, USER_LEVEL_TYPES, BatchDecoder, EventColumns
 from mkt_ray.kernels import RULE_MODELS, rule_credits
-from mkt_ray.settings import TenantConfig
+from mkt_ray.settings import ProbabilisticMatching, TenantConfig
 
 FITTED_MODELS: tuple[str, ...] = ("markov", "data_driven")
 ONLINE_MODELS: tuple[str, ...] = (*RULE_MODELS, *FITTED_MODELS)
@@ -46,37 +66,42 @@ CREDIT_SCHEMA = pa.schema([
     ("revenue_credit", pa.float64()), ("fallback", pa.bool_()), ("partition", pa.int32()), ("offset", pa.int64()),
 ])
 
+# with probabilistic matching on, each row also says how its touchpoint joined the journey
+LINKED_CREDIT_SCHEMA = CREDIT_SCHEMA.append(pa.field("link", pa.string()))  # deterministic | probabilistic
+
 _TOUCH, _CONVERSION, _CONSENT = (EVENT_TYPE_CODE[t] for t in ("touchpoint", "conversion", "consent"))
 _USER_LEVEL = np.array(sorted(EVENT_TYPE_CODE[t] for t in USER_LEVEL_TYPES), np.int8)
-_NEVER = -(1 << 62)
-Touch = tuple[int, int, str, "str | None"]  # (ts_ms, processing seq, channel, campaign_id); seq is unique
 
 
-@dataclass(slots=True)
-class _Person:
-    touches: list[Touch] = field(default_factory=list)  # sorted by (ts_ms, seq)
-    newest_ms: int = _NEVER  # newest touchpoint or conversion time: the lookback eviction's reference
-    consent: tuple[int, bool] | None = None  # (seq of the latest consent event, analytics); None = default
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """What `forget` removed: the person's identities and touchpoints, and the tombstone's offsets."""
+
+    identities: list[str]
+    touchpoints: int
+    through: dict[int, int]  # partition -> offset through which events carrying them are ignored
 
 
-@dataclass(slots=True)
-class _Conversions:
-    """The conversions of one `apply` call and their journeys, CSR; a direct one owns one DIRECT touch."""
+@dataclass(frozen=True, slots=True)
+class _Walked:
+    """One batch's conversions after the walk: batch rows, persons and their journeys (CSR)."""
 
-    rows: list[int] = field(default_factory=list)  # position in the batch
-    persons: list[str] = field(default_factory=list)
-    starts: list[int] = field(default_factory=lambda: [0])
-    channels: list[str] = field(default_factory=list)
-    campaigns: list[str | None] = field(default_factory=list)
-    touch_ts: list[int] = field(default_factory=list)
-    direct: list[bool] = field(default_factory=list)  # per conversion: no touchpoint in the window
+    rows: np.ndarray  # position in the batch, per conversion
+    persons: list[str | None]
+    starts: np.ndarray
+    touch_ts: np.ndarray
+    channels: np.ndarray  # codes into the engine's channel names
+    campaigns: np.ndarray  # codes into the engine's campaign names, -1 = none
+    direct: np.ndarray  # per conversion: no touchpoint in the window
+    probabilistic: np.ndarray  # per touch: shared through a probabilistic link
 
 
 class TenantAttribution:
     """Identity graph, consent and bounded touchpoint sequences of one tenant; picklable.
 
     `apply(events)` takes one tenant's valid events in processing order and returns the credit rows
-    (CREDIT_SCHEMA) of the conversions among them: one per conversion x touchpoint x model.
+    (CREDIT_SCHEMA; LINKED_CREDIT_SCHEMA with probabilistic matching on) of the conversions among them:
+    one per conversion x touchpoint x model.
     """
 
     def __init__(self, config: TenantConfig, max_touchpoints_per_person: int = 200) -> None:
@@ -86,11 +111,18 @@ class TenantAttribution:
         self.max_touchpoints = int(max_touchpoints_per_person)
         self.lookback_ms = round(config.lookback_days * DAY_MS)
         self.graph = IdentityGraph()
-        self.persons: dict[str, _Person] = {}  # by root identity
+        self.journeys = Journeys()
         self.high_water: dict[int, int] = {}  # partition -> highest offset applied
         self.channel_values: dict[str, dict[str, float]] = {}  # fitted model -> channel -> value
         self.tenant_id: str | None = None
-        self._seq = 0  # processing order of the events walked
+        self._channels = SlotTable()  # channel -> code (touchpoint slots hold codes)
+        self._direct = int(_intern_column(self._channels, np.array([DIRECT], object))[0])
+        self._campaigns = SlotTable()
+        self._tombstones: dict[str, dict[str, dict[int, int]]] = {}  # identity field -> value -> through
+        matching = config.probabilistic_matching
+        self._signal_keys = list(matching.signals) if matching.enabled else []
+        self._signal_values = SlotTable()  # `key:value` of signals -> code
+        self.journeys.signals = len(self._signal_keys)
 
     def set_channel_values(self, model: str, values: Mapping[str, float]) -> None:
         """Install a fitted model's per-channel values (finite, >= 0) for the conversions applied next."""
@@ -105,25 +137,54 @@ class TenantAttribution:
         """Walk the events in order, updating state; the credit rows of the conversions among them."""
         self._check_tenant(events["tenant_id"])  # before the high water moves: a refused batch changes nothing
         fresh = self._fresh(events["partition"], events["offset"])
-        walk = fresh & np.isin(events["event_type"], _USER_LEVEL)
-        walk &= np.logical_or.reduce([np.not_equal(events[name], None) for name in IDENTITY_FIELDS])
+        # identity values are non-empty strings (contract), so truthiness is presence: half the cost of `!= None`
+        present = [events[name].astype(bool) for name in IDENTITY_FIELDS]
+        walk = fresh & np.isin(events["event_type"], _USER_LEVEL) & np.logical_or.reduce(present)
+        if self._tombstones:
+            walk &= ~self._replayed_forgotten(events)
         rows = np.flatnonzero(walk)
-        batch = _Conversions()
-        gc_was_enabled = gc.isenabled()
-        gc.disable()  # the walk allocates tuples and lists in no cycle: 1.3-1.5x faster over 50k events
-        try:
-            self._walk(events, rows, batch)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-        return self._credits(events, batch)
+        walked = self._walk(events, rows, [mask[rows] for mask in present])
+        return self._credits(events, walked)
 
-    def forget(self, identity: str) -> list[str]:
+    @property
+    def forgotten(self) -> dict[str, dict[int, int]]:
+        """Tombstones: identity -> {partition: offset}; its events at or below these offsets are ignored."""
+        return {f"{name}:{value}": dict(through) for name, values in self._tombstones.items()
+                for value, through in values.items()}
+
+    def forget(self, identity: str, through: Mapping[int, int] | None = None) -> list[str]:
         """Right to be forgotten: drop the person of `identity` (touchpoints, consent, links); its ids."""
-        root = self.graph.find(identity)
-        if root is not None:
-            self.persons.pop(root, None)
-        return self.graph.forget(identity)
+        return self.forget_person(identity, through).identities
+
+    def forget_person(self, identity: str, through: Mapping[int, int] | None = None) -> Forgotten:
+        """`forget`, saying what went: identities, touchpoints, and the tombstone's offsets.
+
+        `through` (partition -> offset) bounds the tombstone; by default the offsets applied so far.
+        Give the recorded bounds when re-applying a forget to state restored from before it.
+        """
+        name, sep, _ = identity.partition(":")
+        if not sep or name not in IDENTITY_FIELDS:
+            raise ValueError(f"identity {identity!r} must be 'field:value' with field one of {', '.join(IDENTITY_FIELDS)}")
+        touchpoints = self.journeys.clear(self.graph.person_slots(identity))
+        removed = self.graph.forget(identity)
+        bound = {int(p): int(o) for p, o in (self.high_water if through is None else through).items()}
+        for each in removed or [identity]:
+            field, _, value = each.partition(":")
+            tomb = self._tombstones.setdefault(field, {}).setdefault(value, {})
+            for part, offset in bound.items():
+                tomb[part] = max(offset, tomb.get(part, -1))
+        return Forgotten(removed, touchpoints, bound)
+
+    def _replayed_forgotten(self, events: EventColumns) -> np.ndarray:
+        """Events carrying a tombstoned identity at or below its tombstone's offset on their partition."""
+        hit = np.zeros(len(events), bool)
+        for field, values in self._tombstones.items():
+            column = events[field]
+            for value in set(column.tolist()) & values.keys():
+                at = np.flatnonzero(column == value)
+                bounds = np.array([values[value].get(p, -1) for p in events["partition"][at].tolist()], np.int64)
+                hit[at[events["offset"][at] <= bounds]] = True
+        return hit
 
     def _fresh(self, partition: np.ndarray, offset: np.ndarray) -> np.ndarray:
         """Events above their partition's running high-water offset; advances the high water."""
@@ -137,108 +198,117 @@ class TenantAttribution:
         return keep
 
     def _check_tenant(self, tenants: np.ndarray) -> None:
+        if len(tenants) and tenants[0] == self.tenant_id and not np.count_nonzero(tenants != self.tenant_id):
+            return
         found = set(tenants.tolist()) | ({self.tenant_id} if self.tenant_id is not None else set())
         if len(found) > 1:
             raise ValueError(f"TenantAttribution holds one tenant's state; got events of {sorted(found)}")
         if found:
             self.tenant_id = found.pop()
 
-    def _walk(self, events: EventColumns, rows: np.ndarray, batch: _Conversions) -> None:
-        ids = _identity_lists(events, rows)
-        columns = [events[name][rows].tolist() for name in
-                   ("event_type", "ts_ms", "consent_analytics", "source", "campaign_id")]
-        for row, id_list, etype, ts, analytics, source, campaign in zip(rows.tolist(), ids, *columns, strict=True):
-            self._seq += 1
-            if etype == _CONSENT and analytics == 0:
-                self._opt_out(id_list)
-                continue
-            granting = etype == _CONSENT and analytics == 1
-            roots = self.graph.roots(id_list)
-            if analytics == 0 or not (granting or self._consented(roots)):
-                continue
-            root, person = self._link(id_list, roots)
-            if granting:
-                person.consent = (self._seq, True)
-            elif etype == _TOUCH:
-                person.newest_ms = max(person.newest_ms, ts)
-                insort(person.touches, (ts, self._seq, source, campaign))
-                self._evict(person)
-            elif etype == _CONVERSION:
-                self._convert(person, root, row, ts, batch)
+    def _walk(self, events: EventColumns, rows: np.ndarray, present: list[np.ndarray]) -> _Walked:
+        """Identity strings to slots once per distinct identity, then the compiled walk over the rows."""
+        ids = np.full((len(rows), len(IDENTITY_FIELDS)), -1, np.int64)
+        for f, (name, mask) in enumerate(zip(IDENTITY_FIELDS, present, strict=True)):
+            if mask.any():
+                ids[mask, f] = self.graph.codes(name, events[name][rows[mask]].tolist())
+        kind = events["event_type"][rows]
+        touches = rows[kind == _TOUCH]
+        channel, campaign = np.full(len(rows), -1, np.int64), np.full(len(rows), -1, np.int64)
+        channel[kind == _TOUCH] = _intern_column(self._channels, events["source"][touches])
+        campaign[kind == _TOUCH] = _intern_column(self._campaigns, events["campaign_id"][touches])
+        sig = self._signal_codes(events, rows)
+        j, g = self.journeys, self.graph
+        j.fit(g.capacity, len(touches), 2 * len(rows) if self._signal_keys else 0, self._signal_values.capacity)
+        matching = self.config.probabilistic_matching
+        weights = np.array([matching.signals[key] for key in self._signal_keys], np.float64)
+        codes = np.array([_TOUCH, _CONVERSION, _CONSENT, self._direct], np.int64)
+        conv, roots, starts, touch_ts, channels, campaigns, direct, probabilistic = walk_events(
+            kind, events["consent_analytics"][rows], events["ts_ms"][rows], channel, campaign, ids, g.parent, g.age,
+            g.clock, j.consent_seq, j.consent_ok, j.newest, j.head, j.tail, j.count, j.t_ts, j.t_seq, j.t_channel,
+            j.t_campaign, j.t_next, j.t_free, j.counters, not self.config.consent_required, self.lookback_ms,
+            self.max_touchpoints, codes, sig, weights, matching.threshold, round(matching.max_gap_s * 1000), j.plink,
+            j.obs_sig, j.last, j.lpool, j.l_free, j.l_counters)
+        persons = g.names_of(roots)
+        g.release()
+        return _Walked(rows[conv], persons, starts, touch_ts, channels, campaigns, direct, probabilistic)
 
-    def _consented(self, roots: list[str]) -> bool:
-        """The latest explicit consent among these persons, else the tenant default."""
-        explicit = [c for root in roots if (c := self.persons[root].consent) is not None]
-        return max(explicit)[1] if explicit else not self.config.consent_required
+    def _signal_codes(self, events: EventColumns, rows: np.ndarray) -> np.ndarray:
+        """Per walked event, the codes of its signal values (`metadata` keys of probabilistic matching)."""
+        sig = np.full((len(rows), len(self._signal_keys)), -1, np.int64)
+        if not self._signal_keys:
+            return sig
+        metadata = events["metadata"][rows]
+        at = np.flatnonzero(metadata.astype(bool))
+        decoded = [msgspec.json.decode(text) for text in metadata[at].tolist()]
+        for k, key in enumerate(self._signal_keys):
+            values = [m.get(key) if isinstance(m, dict) else None for m in decoded]
+            where = [n for n, value in enumerate(values) if isinstance(value, str) and value]
+            if where:
+                sig[at[where], k] = self._signal_values.intern(*encode_keys(f"{key}:", [values[n] for n in where]))[0]
+        return sig
 
-    def _opt_out(self, ids: list[str]) -> None:
-        for identity in ids:
-            root = self.graph.add(identity)
-            self.persons.setdefault(root, _Person()).consent = (self._seq, False)
-
-    def _link(self, ids: list[str], absorbed: list[str]) -> tuple[str, _Person]:
-        """Link the ids into one person, merging the state of the persons (roots) they belonged to."""
-        root = self.graph.person(ids)
-        person = self.persons.setdefault(root, _Person())
-        merged = [self.persons.pop(other) for other in absorbed if other != root]
-        if merged:
-            for other in merged:
-                person.touches += other.touches
-                person.newest_ms = max(person.newest_ms, other.newest_ms)
-                if other.consent is not None and (person.consent is None or other.consent > person.consent):
-                    person.consent = other.consent
-            person.touches.sort()  # (ts, seq) are unique: channels are never compared
-            self._evict(person)
-        return root, person
-
-    def _evict(self, person: _Person) -> None:
-        touches = person.touches
-        floor = person.newest_ms - self.lookback_ms
-        if touches and touches[0][0] <= floor:
-            del touches[:bisect_right(touches, (floor, math.inf))]
-        if len(touches) > self.max_touchpoints:
-            del touches[:len(touches) - self.max_touchpoints]
-
-    def _convert(self, person: _Person, root: str, row: int, ts: int, batch: _Conversions) -> None:
-        person.newest_ms = max(person.newest_ms, ts)
-        self._evict(person)
-        touches = person.touches
-        lo, hi = (bisect_right(touches, (bound, math.inf)) for bound in (ts - self.lookback_ms, ts))
-        window = [(touch_ts, channel, campaign) for touch_ts, _, channel, campaign in touches[lo:hi]]
-        batch.rows.append(row)
-        batch.persons.append(root)
-        batch.direct.append(not window)
-        for touch_ts, channel, campaign in window or [(ts, DIRECT, None)]:
-            batch.touch_ts.append(touch_ts)
-            batch.channels.append(channel)
-            batch.campaigns.append(campaign)
-        batch.starts.append(len(batch.touch_ts))
-
-    def _credits(self, events: EventColumns, batch: _Conversions) -> pa.Table:
+    def _credits(self, events: EventColumns, walked: _Walked) -> pa.Table:
         """One CSR `rule_credits` call per rule model over the batch's conversions, then the rows."""
-        if not batch.rows:
-            return CREDIT_SCHEMA.empty_table()
-        rows = np.asarray(batch.rows, np.int64)
-        starts, touch_ts = np.asarray(batch.starts, np.int64), np.asarray(batch.touch_ts, np.int64)
+        if not len(walked.rows):
+            return (LINKED_CREDIT_SCHEMA if self._signal_keys else CREDIT_SCHEMA).empty_table()
+        rows, starts = walked.rows, walked.starts
         conv_of = np.repeat(np.arange(len(rows)), np.diff(starts))
         conversions, revenue = events["conversions"][rows].astype(np.float64), events["revenue"][rows]
         cfg = self.config
-        results = [(*rule_credits(code, starts, touch_ts, events["ts_ms"][rows], conversions, revenue,
+        results = [(*rule_credits(code, starts, walked.touch_ts, events["ts_ms"][rows], conversions, revenue,
                                   cfg.half_life_days * DAY_MS, cfg.position_first, cfg.position_last),
-                    np.zeros(len(touch_ts), bool)) for code in range(len(RULE_MODELS))]
-        codes, names = _channel_codes(batch.channels)
-        direct = np.asarray(batch.direct, bool)
+                    np.zeros(len(walked.touch_ts), bool)) for code in range(len(RULE_MODELS))]
+        used, codes = np.unique(walked.channels, return_inverse=True)
+        names = _names(self._channels, used)
         for model in FITTED_MODELS:
-            weight, fallback = _fitted_weights(self.channel_values.get(model), codes, names, conv_of, direct,
-                                               linear=results[RULE_MODELS.index("linear")][0])
+            weight, fallback = _fitted_weights(self.channel_values.get(model), codes, names, conv_of,
+                                               walked.direct, linear=results[RULE_MODELS.index("linear")][0])
             results.append((weight, weight * conversions[conv_of], weight * revenue[conv_of], fallback))
-        return _credit_rows(self.tenant_id, events, batch, rows, conv_of, results)
+        channels = np.array(names, object)[codes]
+        used, codes = np.unique(walked.campaigns, return_inverse=True)
+        campaigns = np.array(_names(self._campaigns, used), object)[codes]
+        table = _credit_rows(self.tenant_id, events, walked, channels, campaigns, conv_of, results)
+        if not self._signal_keys:
+            return table
+        link = np.where(np.tile(walked.probabilistic, len(results)), "probabilistic", "deterministic")
+        return table.append_column(LINKED_CREDIT_SCHEMA.field("link"), pa.array(link, pa.string()))
 
 
-def _channel_codes(channels: list[str]) -> tuple[np.ndarray, list[str]]:
-    names: dict[str, int] = {}
-    codes = np.fromiter((names.setdefault(ch, len(names)) for ch in channels), np.int64, len(channels))
-    return codes, list(names)
+def warm_up() -> None:
+    """Compile (or load from numba's on-disk cache) the engine's kernels on a tiny batch.
+
+    A cold compile took ~23 s on the shared 2-core machine (a cache load ~0.3 s): an ingest member calls
+    this before joining its consumer group, so no event's latency pays for it.
+    """
+    now = int(time.time() * 1000)
+    stamp = datetime.fromtimestamp(now / 1000 - 60, UTC).isoformat().replace("+00:00", "Z")
+    signals = {"ip_prefix_sha256": "p", "ua_family": "f"}
+    steps = [("touchpoint", {"anonymous_id": "a1", "metadata": signals}), ("identify", {"anonymous_id": "a1", "user_id": "u1"}),
+             ("touchpoint", {"anonymous_id": "a2", "metadata": signals}), ("consent", {"device_id": "d1", "consent": {"analytics": False}}),
+             ("touchpoint", {"anonymous_id": "a3", "consent": {"analytics": False}}),
+             ("conversion", {"user_id": "u1", "metadata": signals})]
+    lines = [json.dumps({"schema_version": 1, "event_id": f"w{n}", "tenant_id": "warm-up", "event_type": kind,
+                         "timestamp": stamp, **({"source": "s", "campaign_id": "c"} if kind == "touchpoint" else {}),
+                         **fields}).encode() for n, (kind, fields) in enumerate(steps)]
+    engine = TenantAttribution(TenantConfig(probabilistic_matching=ProbabilisticMatching(enabled=True)))
+    engine.apply(BatchDecoder(["warm-up"]).decode(lines, now_ms=now).events)
+    engine.forget_person("user_id:u1")
+
+
+def _intern_column(table: SlotTable, values: np.ndarray) -> np.ndarray:
+    """Codes of a text column's values in a growing table (None -> -1)."""
+    codes = np.full(len(values), -1, np.int64)
+    present = values.astype(bool)
+    if present.any():
+        codes[present] = table.intern(*encode_keys("", values[present].tolist()))[0]
+    return codes
+
+
+def _names(table: SlotTable, codes: np.ndarray) -> list[str | None]:
+    """The texts of sorted codes, -1 (only ever first) -> None."""
+    absent = int(np.count_nonzero(codes < 0))
+    return [None] * absent + table.texts(codes[absent:])
 
 
 def _fitted_weights(values: dict[str, float] | None, codes: np.ndarray, names: list[str], conv_of: np.ndarray,
@@ -257,32 +327,26 @@ def _fitted_weights(values: dict[str, float] | None, codes: np.ndarray, names: l
     return weight, (~fitted & ~direct)[conv_of]
 
 
-def _credit_rows(tenant_id: str | None, events: EventColumns, batch: _Conversions, rows: np.ndarray,
-                 conv_of: np.ndarray, results: list[tuple[np.ndarray, ...]]) -> pa.Table:
+def _credit_rows(tenant_id: str | None, events: EventColumns, walked: _Walked, channels: np.ndarray,
+                 campaigns: np.ndarray, conv_of: np.ndarray, results: list[tuple[np.ndarray, ...]]) -> pa.Table:
     """Rows model by model: the per-touch columns are built once and taken once per model."""
     n_touch, n_models = len(conv_of), len(results)
     tile = np.tile(np.arange(n_touch), n_models)
     conv = conv_of[tile]
-    touch_ts = pa.array(batch.touch_ts, pa.int64(), mask=np.asarray(batch.direct, bool)[conv_of])
+    rows = walked.rows
+    touch_ts = pa.array(walked.touch_ts, pa.int64(), mask=walked.direct[conv_of])
     model = pa.DictionaryArray.from_arrays(np.repeat(np.arange(n_models, dtype=np.int8), n_touch),
                                            pa.array(ONLINE_MODELS)).cast(pa.string())
     weight, conversions, revenue, fallback = (np.concatenate(part) for part in zip(*results, strict=True))
     columns = [
         pa.array([tenant_id], pa.string()).take(np.zeros(len(tile), np.int64)),
         pa.array(events["event_id"][rows], pa.string()).take(conv),
-        pa.array(batch.persons, pa.string()).take(conv),
+        pa.array(walked.persons, pa.string()).take(conv),
         model,
-        pa.array(batch.channels, pa.string()).take(tile),
-        pa.array(batch.campaigns, pa.string()).take(tile),
+        pa.array(channels, pa.string()).take(tile),
+        pa.array(campaigns, pa.string()).take(tile),
         touch_ts.take(tile),
         events["ts_ms"][rows][conv], weight, conversions, revenue, fallback,
         events["partition"][rows][conv], events["offset"][rows][conv],
     ]
     return pa.Table.from_arrays(columns, schema=CREDIT_SCHEMA)
-
-
-def _identity_lists(events: EventColumns, rows: np.ndarray) -> list[list[str]]:
-    """Per walked event, its identity nodes (`field:value`) in IDENTITY_FIELDS order."""
-    columns = [[None if v is None else f"{name}:{v}" for v in events[name][rows].tolist()]
-               for name in IDENTITY_FIELDS]
-    return [[node for node in nodes if node is not None] for nodes in zip(*columns, strict=True)]

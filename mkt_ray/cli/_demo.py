@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mkt_ray.cli._token import demo_tokens
 from mkt_ray.errors import InputError
 from mkt_ray.kafka import produce_lines
 from mkt_ray.pipeline import tenant_key
@@ -50,6 +51,9 @@ def run_demo(args: argparse.Namespace) -> int:
             produce_lines(platform.kafka_conf, settings.kafka.topic_events, messages, tenant_key)
             stats = platform.wait_until_read(len(messages), args.timeout)
             report = _report(platform, stats, len(messages), time.monotonic() - started)
+            if args.hold > 0:  # the API is up while the platform is held
+                platform.start_serve(settings.serve_host, settings.serve_port)
+            report["api"] = {"url": platform.api_url, "tokens": demo_tokens(settings, args.tenants)}
             _say(f"ingest time by phase (s, all members): {stats['phase_s']}")
             print(json.dumps(report) if args.json else json.dumps(report, indent=2), flush=True)
             if args.hold > 0:

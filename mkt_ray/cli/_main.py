@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--max-events", type=int, default=2_000_000, help="stop synthetic traffic after this many events")
     up.add_argument("--status-every", type=float, default=10.0, help="seconds between status lines")
 
+    token = commands.add_parser("token", help="print a signed API token for a tenant and role")
+    token.add_argument("tenant")
+    token.add_argument("role", help="cmo, director, analyst, service or admin")
+    token.add_argument("--ttl", type=int, help="seconds the token is valid (default: api.token_ttl_s)")
+
     attr = commands.add_parser("attribute", help="channel credits per model over a path file or events JSONL file")
     attr.add_argument("input", type=Path, help="path file (path;conversions;value;nulls) or events .jsonl")
     attr.add_argument("--models", metavar="LIST", help="comma list of first_touch, last_touch, linear, "
@@ -62,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     attr.add_argument("--tenant", help="events input: only this tenant's events")
     attr.add_argument("--as-of", metavar="TIME", help="events input: processing time the time rules judge "
                       "(ISO-8601 with zone; default: now)")
+    from mkt_ray.cli._models import add_models_parser
+
+    add_models_parser(commands)
     return parser
 
 
@@ -87,10 +95,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mkt_ray.cli._demo import run_demo
 
             return run_demo(args)
+        if args.command == "token":
+            from mkt_ray.cli._token import run_token
+
+            return run_token(args)
         if args.command == "attribute":
             from mkt_ray.cli._attribute import run_attribute
 
             return run_attribute(args)
+        if args.command == "models":
+            from mkt_ray.cli._models import run_models
+
+            return run_models(args)
         from mkt_ray.cli._up import run_up
 
         return run_up(args)

@@ -10,10 +10,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from mkt_ray.errors import MktRayError
 from mkt_ray.kafka import produce_lines
 from mkt_ray.pipeline import tenant_key
 from mkt_ray.settings import load_settings
 from mkt_ray.workload import generate_workload
+from serve_apps.auth import issue_token
 
 DEMO_TENANTS = ["acme", "globex", "initech"]
 _CHUNK_S = 5.0
@@ -32,15 +34,18 @@ def run_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     with Platform(settings, dashboard=True) as platform:
         platform.wait_until_assigned()
+        platform.start_serve(settings.serve_host, settings.serve_port)
         traffic = None
         if not args.no_demo:
             traffic = threading.Thread(target=_traffic, args=(platform, tenants, args, stop), daemon=True, name="traffic")
             traffic.start()
         _banner(platform, tenants, args)
         try:
+            quality = _quality_schedule(platform)
             while True:
                 time.sleep(args.status_every)
                 _status(platform)
+                _daily_quality_report(platform, quality)
         except (KeyboardInterrupt, SystemExit):
             _say("stopping (Ctrl-C) ...")
         finally:
@@ -59,6 +64,9 @@ def _banner(platform: Any, tenants: list[str], args: argparse.Namespace) -> None
         f"  Ray dashboard      {platform.dashboard_url or '(not started)'}",
         f"  warehouse (chDB)   {s.chdb_path.resolve()}   tables: {s.warehouse.database}.kpi_windows, {s.warehouse.database}.quarantine",
         f"  raw Parquet        {os.path.abspath(s.raw_uri)}",
+        f"  query API          {platform.api_url}/docs   tokens: mkt-ray token TENANT ROLE",
+        f"  dashboard          {platform.api_url}/dashboard#tenant={tenants[0]}&token="
+        + issue_token(s.api.secret.get_secret_value(), tenants[0], "cmo", s.api.token_ttl_s),
         f"  tenants            {', '.join(tenants)}",
         f"  traffic            {'none (--no-demo): produce to ' + s.kafka.topic_events if args.no_demo else f'synthetic, {args.rate:.0f} events/s'}",
         "  status every " + f"{args.status_every:.0f} s below; Ctrl-C stops everything",
@@ -82,6 +90,25 @@ def _status(platform: Any) -> None:
 def _latency(stats: dict[str, Any]) -> str:
     latency = stats["latency_ms"]
     return f"  latency p50 {latency['kpi_p50']:.0f} ms p99 {latency['kpi_p99']:.0f} ms" if latency else ""
+
+
+def _quality_schedule(platform: Any) -> Any:
+    from training.quality_report import QualitySchedule
+
+    return QualitySchedule(platform.settings.observability.quality_report_hour_utc)
+
+
+def _daily_quality_report(platform: Any, schedule: Any) -> None:
+    """The previous day's data-quality report, once a day, through the store actor (the warehouse's owner)."""
+    from training._jobs import StoreClient
+
+    try:
+        day = schedule.run_if_due(StoreClient(platform.store), platform.settings)
+    except MktRayError as exc:  # the platform keeps running; the report is tried again at the next tick
+        _say(f"data-quality report failed: {exc}")
+        return
+    if day is not None:
+        _say(f"data-quality report for {day}: {platform.settings.data_dir / 'quality'}/quality-{day}.html")
 
 
 def _rss_mb(pid: int | None) -> float | None:

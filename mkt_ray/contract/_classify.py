@@ -51,6 +51,10 @@ class Limits:
     max_message_bytes: int = 64 * 1024
     max_future_ms: int = 300_000
     retention_ms: int = 90 * _DAY_MS
+    # stateful rules, applied by the batch decoder to the state it carries
+    dedup_window_ms: int = _DAY_MS
+    outlier_min_samples: int = 50
+    outlier_threshold: float = 8.0
 
     @classmethod
     def from_settings(cls, contract: Any) -> Limits:
@@ -58,6 +62,9 @@ class Limits:
             max_message_bytes=contract.max_message_bytes,
             max_future_ms=int(contract.max_future_s * 1000),
             retention_ms=int(contract.retention_days * _DAY_MS),
+            dedup_window_ms=int(contract.dedup_window_hours * 3_600_000),
+            outlier_min_samples=contract.outlier_min_samples,
+            outlier_threshold=contract.outlier_threshold,
         )
 
 

@@ -101,6 +101,10 @@ class BatchDecoder:
             raise ConfigError(f"tenant ids {invalid} do not match {TENANT_ID_PATTERN}; fix the tenant registry")
         self.limits = limits or Limits()
         self.state = state or DecoderState()
+        # the operator's current limits rule, also over a state restored from a checkpoint
+        self.state.dedup.window_ms = self.limits.dedup_window_ms
+        self.state.outliers.min_samples = self.limits.outlier_min_samples
+        self.state.outliers.threshold = self.limits.outlier_threshold
         self.clock = clock
         self._decode_event = msgspec.json.Decoder(Event).decode
 

@@ -1,6 +1,7 @@
 """Embedded stand-ins for the production services (the Kafka-compatible broker), and their clean-up."""
 
 from mkt_ray.embedded._broker import EmbeddedBroker, free_port
+from mkt_ray.embedded._certs import CertificatePair, self_signed_certificate
 from mkt_ray.embedded._reaper import Reaper, descendants
 
-__all__ = ["EmbeddedBroker", "Reaper", "descendants", "free_port"]
+__all__ = ["CertificatePair", "EmbeddedBroker", "Reaper", "descendants", "free_port", "self_signed_certificate"]

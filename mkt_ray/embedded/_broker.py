@@ -5,6 +5,8 @@ Tansu 0.6.0 notes measured on these machines:
 - SIGTERM waits about 5 s to drain connected clients before exiting; SIGINT exits at once. Memory storage has
   nothing to flush, so `stop()` sends SIGINT and escalates to SIGKILL after a grace period.
 - four lines of startup log and nothing per request, so `--silent` is not needed.
+- no TLS (see _tls.py): with `tls=` the broker listens on a private loopback port and a TLS terminator in
+  this process takes the advertised one.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from mkt_ray.embedded._certs import CertificatePair
+from mkt_ray.embedded._tls import TlsTerminator
 from mkt_ray.errors import BrokerError
 
 _PR_SET_PDEATHSIG = 1
@@ -79,14 +83,27 @@ class EmbeddedBroker:
 
     >>> with EmbeddedBroker() as broker:
     ...     conf = {"bootstrap.servers": broker.bootstrap}
+
+    With `tls` (a certificate and its key) clients must connect with `security.protocol=SSL` and trust the
+    certificate (`broker.client_security`).
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None, log_path: Path | str | None = None):
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None, log_path: Path | str | None = None,
+                 tls: CertificatePair | None = None):
         self.host = host
         self.port = port
         self.log_path = Path(log_path) if log_path is not None else None
+        self.tls = tls
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._terminator: TlsTerminator | None = None
+
+    @property
+    def client_security(self) -> dict[str, str]:
+        """The librdkafka properties a client needs besides `bootstrap.servers` (empty without TLS)."""
+        if self.tls is None:
+            return {}
+        return {"security.protocol": "SSL", "ssl.ca.location": str(self.tls.cert)}
 
     @property
     def bootstrap(self) -> str:
@@ -106,11 +123,18 @@ class EmbeddedBroker:
         """Start the broker and wait until it answers a Metadata request; BrokerError if it does not."""
         if self.running:
             return self
-        auto_port = self.port is None
+        if self.tls is not None and self._terminator is None:
+            # the terminator binds the advertised port now, so only the broker's private port can race
+            self._terminator = TlsTerminator(self.tls.cert, self.tls.key, (self.host, 0), self.host, self.port or 0)
+            self.port = self._terminator.start().port
+        auto_port = self.port is None or self._terminator is not None
         for attempt in range(3 if auto_port else 1):
-            if auto_port:
-                self.port = free_port(self.host)
-            self._proc = self._spawn()
+            listen_port = free_port(self.host) if auto_port else self.port
+            if self._terminator is not None:
+                self._terminator.upstream = (self.host, listen_port)
+            else:
+                self.port = listen_port
+            self._proc = self._spawn(listen_port)
             _LIVE.add(self)
             try:
                 self._wait_ready(timeout)
@@ -118,17 +142,19 @@ class EmbeddedBroker:
             except BrokerError:
                 # another process may have taken the free port before the broker bound it: try a new one
                 exited = self._proc is not None and self._proc.poll() is not None
-                self.stop(grace=1.0)
                 if not (auto_port and exited and attempt < 2):
+                    self.stop(grace=1.0)
                     raise
+                self._stop_process(grace=1.0)
             except BaseException:
                 self.stop(grace=1.0)
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
+    def _spawn(self, listen_port: int) -> subprocess.Popen[bytes]:
         url = f"tcp://{self.host}:{self.port}"
-        argv = [_broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        argv = [_broker_binary(), "broker", "--listener-url", f"tcp://{self.host}:{listen_port}",
+                "--advertised-listener-url", url]
         out: IO[bytes] | int = subprocess.DEVNULL
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +177,7 @@ class EmbeddedBroker:
         from confluent_kafka.admin import AdminClient
 
         # log_level 0 keeps librdkafka's "connection refused" lines quiet while the port opens
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0, **self.client_security})
         deadline = time.monotonic() + timeout
         while True:
             if self._proc is None or self._proc.poll() is not None:
@@ -180,6 +206,12 @@ class EmbeddedBroker:
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop the broker: SIGINT, then SIGKILL after `grace` seconds. Safe to call twice."""
+        terminator, self._terminator = self._terminator, None
+        if terminator is not None:
+            terminator.stop()
+        self._stop_process(grace)
+
+    def _stop_process(self, grace: float) -> None:
         proc, self._proc = self._proc, None
         _LIVE.discard(self)
         if proc is not None and proc.poll() is None:

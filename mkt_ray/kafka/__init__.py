@@ -1,12 +1,14 @@
 """Kafka helpers: topics, tuned client configs, fast produce, offsets. Works with Apache Kafka and Tansu."""
 
 from mkt_ray.kafka._clients import consumer_config, producer_config
+from mkt_ray.kafka._connect import check_brokers
 from mkt_ray.kafka._consume import consume_all
 from mkt_ray.kafka._offsets import committed_offsets, topic_end_offsets
 from mkt_ray.kafka._produce import produce_lines
 from mkt_ray.kafka._topics import create_topics, topic_configs, topic_names
 
 __all__ = [
+    "check_brokers",
     "committed_offsets",
     "consume_all",
     "consumer_config",

@@ -13,6 +13,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from mkt_ray.errors import BrokerError
+from mkt_ray.kafka._connect import check_brokers
 from mkt_ray.settings import KafkaSettings
 
 _MS_PER_DAY = 86_400_000
@@ -31,8 +32,10 @@ def topic_configs(kafka: KafkaSettings) -> dict[str, str]:
 def create_topics(conf: dict[str, Any], kafka: KafkaSettings, timeout: float = 30.0) -> list[str]:
     """Create the four topics with `kafka.partitions` partitions each; an existing topic is left as it is.
 
-    Returns the names of the topics this call created. Waits until the metadata lists every topic.
+    Returns the names of the topics this call created. Waits until the metadata lists every topic. An
+    unreachable broker (wrong TLS trust, SASL credentials, address) is a BrokerError naming the cause.
     """
+    check_brokers(conf, timeout)
     admin = AdminClient(conf)
     configs = topic_configs(kafka)
     wanted = [NewTopic(name, kafka.partitions, 1, config=configs) for name in topic_names(kafka)]

@@ -1,6 +1,13 @@
 """The streaming pipeline's logic, callable without Ray: batch processing, KPI rows, routing, tables."""
 
-from mkt_ray.pipeline._attribution import ATTRIBUTION, PartitionState, attribute_partition
+from mkt_ray.pipeline._attribution import (
+    ATTRIBUTION,
+    SUMMARY,
+    PartitionState,
+    attribute_partition,
+    nest_summary,
+    summary_sql,
+)
 from mkt_ray.pipeline._batch import (
     BatchCounts,
     BatchOutput,
@@ -13,16 +20,19 @@ from mkt_ray.pipeline._batch import (
 from mkt_ray.pipeline._checkpoint import load_checkpoint, save_checkpoint
 from mkt_ray.pipeline._enrich import DEFAULT_CHANNEL_ALIASES, EnrichResult, enrich
 from mkt_ray.pipeline._kpi_rows import LEDGER_WINDOW, factorize, kpi_window_rows
+from mkt_ray.pipeline._late import late_rows
 from mkt_ray.pipeline._routing import shard_for, split_by_shard
-from mkt_ray.pipeline._tables import KPI, QUARANTINE, pipeline_ddl
+from mkt_ray.pipeline._tables import KPI, LATE, QUARANTINE, pipeline_ddl
 
 __all__ = [
     "ATTRIBUTION",
     "DEFAULT_CHANNEL_ALIASES",
     "KPI",
     "LEDGER_WINDOW",
+    "LATE",
     "PartitionState",
     "QUARANTINE",
+    "SUMMARY",
     "BatchCounts",
     "BatchOutput",
     "attribute_partition",
@@ -30,7 +40,9 @@ __all__ = [
     "enrich",
     "factorize",
     "kpi_window_rows",
+    "late_rows",
     "load_checkpoint",
+    "nest_summary",
     "offset_ranges",
     "pipeline_ddl",
     "process_batch",
@@ -38,6 +50,7 @@ __all__ = [
     "save_checkpoint",
     "shard_for",
     "split_by_shard",
+    "summary_sql",
     "tenant_hint",
     "tenant_key",
 ]

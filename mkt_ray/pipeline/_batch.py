@@ -111,7 +111,7 @@ def process_batch(
     for partition in dict.fromkeys(partitions.tolist()):
         rows = np.flatnonzero(partitions == partition)
         decoder = decoder_for(partition) if callable(decoder_for) else decoder_for
-        decoded = decoder.decode([values[i] for i in rows.tolist()], partitions[rows], offsets[rows], now_ms=now_ms)
+        decoded = decoder.decode(_pick(values, rows), partitions[rows], offsets[rows], now_ms=now_ms)
         if decoder.state.watermark_ms is not None:
             watermarks[partition] = decoder.state.watermark_ms
         cut = applied.get(partition, -1)
@@ -123,23 +123,36 @@ def process_batch(
             continue
         ranges[partition] = (int(offsets[rows][fresh].min()), int(offsets[rows].max()))
         applies = decoded.events["offset"] > cut
-        events = decoded.events.take(applies)
+        events = decoded.events if applies.all() else decoded.events.take(applies)  # a take copies every column
         parts.append(events)
-        enriched_parts.append(enriched.take(applies))
+        enriched_parts.append(enriched if applies.all() else enriched.take(applies))
         stamps.append(created[rows][np.searchsorted(offsets[rows], events["offset"])])
         kept_rejects = [r for r in decoded.rejects if r.offset > cut]
         rejects += kept_rejects
         duplicates = int((offsets[rows][decoded.duplicates] > cut).sum())
         counts.add(BatchCounts(int(fresh.sum()), len(events), len(kept_rejects), duplicates,
                                Counter(r.reason.code for r in kept_rejects)))
-    events = EventColumns.concat(parts)
-    kpi_events = EventColumns.concat(enriched_parts)  # each slice enriched once, for attribution and KPIs
+    events = _joined(parts)
+    kpi_events = _joined(enriched_parts)  # each slice enriched once, for attribution and KPIs
     return BatchOutput(
         events, kpi_events, rejects, np.concatenate(stamps) if stamps else np.zeros(0, np.int64),
         kpi_window_rows(kpi_events if window_rows else events.take(np.zeros(len(events), bool)), ranges, now_ms, watermarks),
         quarantine_table(rejects, now_ms), ranges, counts,
         watermarks, pa.concat_tables(credits) if credits else None,
     )
+
+
+def _pick(values: Sequence[bytes], rows: np.ndarray) -> Sequence[bytes]:
+    """`values` at `rows` (ascending): a slice where they are contiguous, as a consumed batch's partitions
+    usually are, else a list."""
+    if len(rows) and int(rows[-1]) - int(rows[0]) + 1 == len(rows):
+        return values[int(rows[0]) : int(rows[-1]) + 1]
+    return [values[i] for i in rows.tolist()]
+
+
+def _joined(parts: list[EventColumns]) -> EventColumns:
+    """The parts as one; a single part as it is (columns are never written in place, so sharing is safe)."""
+    return parts[0] if len(parts) == 1 else EventColumns.concat(parts)
 
 
 def quarantine_table(rejects: list[Rejection], now_ms: int) -> pa.Table:

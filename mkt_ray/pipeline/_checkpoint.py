@@ -32,8 +32,9 @@ def _offsets(fs: pafs.FileSystem, folder: str) -> list[int]:
     return sorted(int(i.base_name.split(".")[0]) for i in infos if i.base_name.endswith(".pkl"))
 
 
-def save_checkpoint(uri: str, partition: int, offset: int, state: PartitionState) -> None:
-    """Durably record `state` as of `offset` (the last offset it includes); keeps the newest three."""
+def save_checkpoint(uri: str, partition: int, offset: int, state: PartitionState, keep: int = _KEEP) -> None:
+    """Durably record `state` as of `offset` (the last offset it includes); keeps the newest `keep`
+    (1 after a right-to-be-forgotten request: older states still hold the forgotten person)."""
     fs, root = _fs(uri)
     folder = _folder(root, partition)
     fs.create_dir(folder, recursive=True)
@@ -41,7 +42,7 @@ def save_checkpoint(uri: str, partition: int, offset: int, state: PartitionState
     with fs.open_output_stream(temp) as out:
         out.write(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
     fs.move(temp, final)
-    for old in _offsets(fs, folder)[:-_KEEP]:
+    for old in _offsets(fs, folder)[:-keep]:
         fs.delete_file(f"{folder}/{old:020d}.pkl")
 
 

@@ -1,5 +1,37 @@
 """The raw store: valid events as immutable Parquet, `tenant_id=/date=/event_type=/`, local or s3://."""
 
-from mkt_ray.rawstore._archive import archive_events, read_raw, remove_after, slice_name
+from mkt_ray.rawstore._archive import archive_events, raw_dataset, read_raw, remove_after, slice_name
+from mkt_ray.rawstore._encryption import LocalKmsClient, RawKeyError, parse_key, raw_key
+from mkt_ray.rawstore._events import events_from_arrow, read_events
+from mkt_ray.rawstore._forget import (
+    forget_raw_rows,
+    forgotten_raw,
+    forgotten_rows,
+    identity_hash,
+    identity_nodes,
+    linked_nodes,
+    load_tombstones,
+    save_tombstones,
+)
 
-__all__ = ["archive_events", "read_raw", "remove_after", "slice_name"]
+__all__ = [
+    "LocalKmsClient",
+    "RawKeyError",
+    "archive_events",
+    "events_from_arrow",
+    "forget_raw_rows",
+    "forgotten_raw",
+    "forgotten_rows",
+    "identity_hash",
+    "identity_nodes",
+    "linked_nodes",
+    "load_tombstones",
+    "parse_key",
+    "raw_dataset",
+    "raw_key",
+    "read_events",
+    "read_raw",
+    "remove_after",
+    "save_tombstones",
+    "slice_name",
+]

@@ -12,6 +12,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from mkt_ray.contract import EventColumns
+from mkt_ray.rawstore._encryption import RawKeyError, read_format, write_format
 
 PARTITIONING = ds.partitioning(
     pa.schema([("tenant_id", pa.string()), ("date", pa.string()), ("event_type", pa.string())]), flavor="hive"
@@ -26,8 +27,9 @@ def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     return local, uri
 
 
-def archive_events(events: EventColumns, uri: str, batch_name: str) -> int:
-    """Write one batch of valid events under `uri`; returns the rows written."""
+def archive_events(events: EventColumns, uri: str, batch_name: str, key: bytes | None = None) -> int:
+    """Write one batch of valid events under `uri`; returns the rows written. With `key` (see
+    `raw_key`), every file is encrypted (Parquet modular encryption, AES-GCM, footer included)."""
     if len(events) == 0:
         return 0
     table = events.to_arrow()
@@ -35,11 +37,13 @@ def archive_events(events: EventColumns, uri: str, batch_name: str) -> int:
     table = table.set_column(table.schema.get_field_index("event_type"), "event_type", pc.cast(table["event_type"], pa.string()))
     table = table.append_column("date", day)
     filesystem, root = _filesystem(uri)
+    parquet, options = write_format(key) if key is not None else ("parquet", None)
     ds.write_dataset(
         table,
         root,
         filesystem=filesystem,
-        format="parquet",
+        format=parquet,
+        file_options=options,
         partitioning=PARTITIONING,
         basename_template=f"{batch_name}-{{i}}.parquet",
         existing_data_behavior="overwrite_or_ignore",
@@ -66,8 +70,21 @@ def remove_after(uri: str, partition: int, offset: int) -> int:
     return removed
 
 
-def read_raw(uri: str, tenant_id: str | None = None) -> pa.Table:
-    """The archived events (optionally of one tenant), with the partition columns restored."""
-    filesystem, root = _filesystem(uri)
-    dataset = ds.dataset(root, filesystem=filesystem, format="parquet", partitioning=PARTITIONING)
+def read_raw(uri: str, tenant_id: str | None = None, key: bytes | None = None) -> pa.Table:
+    """The archived events (optionally of one tenant), with the partition columns restored; `key`
+    decrypts an encrypted store (without it such files raise a pyarrow error naming the missing keys)."""
+    dataset = raw_dataset(uri, key)
     return dataset.to_table(filter=None if tenant_id is None else ds.field("tenant_id") == tenant_id)
+
+
+def raw_dataset(uri: str, key: bytes | None = None) -> ds.Dataset:
+    """The raw store as a lazy dataset (filter by `tenant_id`, `date`, `event_type` before reading)."""
+    filesystem, root = _filesystem(uri)
+    parquet = read_format(key) if key is not None else "parquet"
+    try:
+        return ds.dataset(root, filesystem=filesystem, format=parquet, partitioning=PARTITIONING)
+    except OSError as exc:
+        if key is None and "encrypt" in str(exc).lower():
+            raise RawKeyError(f"raw store {uri} is encrypted: configure raw_store.encryption_key "
+                              "(or encryption_key_file) to read it") from exc
+        raise

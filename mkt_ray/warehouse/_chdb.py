@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,10 +18,10 @@ import pyarrow as pa
 from chdb import session as chdb_session
 
 from mkt_ray.errors import WarehouseError
+from mkt_ray.warehouse._dedup import require_dedup_log
 from mkt_ray.warehouse._sql import DATABASE_RE, encode_params, quote_identifier, quote_literal, split_table
 
 _SQL_IN_ERRORS = 200  # characters of a failing statement quoted in the error
-_DEDUP_WINDOW_RE = re.compile(r"non_replicated_deduplication_window\s*=\s*'?(\d+)")
 # One reading thread keeps the INSERT's block boundaries, and so the `<token>_<n>` block ids, the
 # same on a retry. With the default threads a 2.5M-row insert re-sent with the same token added a
 # ~1M-row block again (100k rows were still deduplicated). It costs nothing at batch sizes: 100k rows
@@ -109,22 +108,9 @@ class ChdbWarehouse:
             raise WarehouseError(f"chDB at {self.path} refused {shown!r}: {exc}") from exc
 
     def _require_dedup_log(self, database: str, name: str) -> None:
-        """A token is silently ignored by a table without a deduplication log; refuse instead."""
-        if (database, name) in self._dedup_checked:
-            return
-        rows = self.query_rows(
-            "SELECT create_table_query FROM system.tables WHERE database = {db:String} AND name = {name:String}",
-            {"db": database, "name": name},
-        )
-        if not rows:
-            raise WarehouseError(f"table {database}.{name} does not exist in chDB at {self.path}")
-        window = _DEDUP_WINDOW_RE.search(rows[0][0])
-        if window is None or int(window.group(1)) == 0:
-            raise WarehouseError(
-                f"table {database}.{name} keeps no deduplication log, so dedup tokens would be ignored; "
-                "add `SETTINGS non_replicated_deduplication_window = <blocks>` to its MergeTree DDL"
-            )
-        self._dedup_checked.add((database, name))
+        if (database, name) not in self._dedup_checked:
+            require_dedup_log(self.query_rows, database, name, f"chDB at {self.path}")
+            self._dedup_checked.add((database, name))
 
 
 def _open_session(path: Path, lock_timeout_s: float) -> chdb_session.Session:

@@ -1,4 +1,4 @@
-"""What every warehouse backend offers: the embedded chDB engine now, a ClickHouse server later."""
+"""What every warehouse backend offers: the embedded chDB engine and a ClickHouse server."""
 
 from __future__ import annotations
 

@@ -67,7 +67,9 @@ def test_alerts_fire_once_for_exactly_the_breaching_windows(platform: Platform) 
     _send(platform, [_event(9, m[1] + 30, impressions=1000, clicks=1)])  # late for a closed window: no new alert
 
     db = platform.settings.warehouse.database
-    alerts = platform.query(f"SELECT window_start_ms, rule, value FROM {db}.alerts ORDER BY window_start_ms, rule")
+    # threshold alerts only: a latency-SLO alert (window 'slo') may also fire on a loaded machine
+    alerts = platform.query(
+        f"SELECT window_start_ms, rule, value FROM {db}.alerts WHERE window != 'slo' ORDER BY window_start_ms, rule")
     assert [(start, rule) for start, rule, _ in alerts] == [
         (m[1], "ctr_below"), (m[2], "spend_above"), (m[3], "ctr_below"), (m[3], "spend_above")]
     assert [value for *_, value in alerts] == [0.02, 60.0, 0.025, 80.0]
@@ -86,5 +88,6 @@ def test_alerts_fire_once_for_exactly_the_breaching_windows(platform: Platform) 
     assert total == 1100
 
     messages = consume_all(platform.kafka_conf, platform.settings.kafka.topic_alerts, 100, timeout=10)
-    assert sorted(json.loads(v)["rule"] + str(json.loads(v)["window_start_ms"]) for *_, v in messages) == sorted(
+    threshold = [json.loads(v) for *_, v in messages if json.loads(v)["window"] != "slo"]
+    assert sorted(a["rule"] + str(a["window_start_ms"]) for a in threshold) == sorted(
         ["ctr_below" + str(m[1]), "spend_above" + str(m[2]), "ctr_below" + str(m[3]), "spend_above" + str(m[3])])

@@ -19,19 +19,31 @@ from actors.launcher import Platform
 from mkt_ray.kafka import consume_all, produce_lines, topic_end_offsets
 from mkt_ray.pipeline import tenant_key
 from mkt_ray.rawstore import read_raw
-from mkt_ray.settings import PipelineSettings, load_settings
+from mkt_ray.settings import PipelineSettings, WarehouseSettings, load_settings
+from mkt_ray.warehouse.http_endpoint import EndpointProcess
 from mkt_ray.workload import generate_workload
 
 pytestmark = pytest.mark.platform
 TENANTS = ["acme", "globex", "initech"]
 
 
+@pytest.fixture(params=["chdb", "clickhouse"])
+def warehouse(request, tmp_path: Path):
+    """The embedded chDB store, or a ClickHouse server (chDB behind ClickHouse's HTTP interface) via clickhouse-connect."""
+    if request.param == "chdb":
+        yield WarehouseSettings()
+        return
+    with EndpointProcess(tmp_path / "clickhouse") as endpoint:
+        yield WarehouseSettings(backend="clickhouse", url=endpoint.url)
+
+
 @pytest.fixture
-def platform(broker, kafka_settings, ray_session, tmp_path: Path):
+def platform(broker, kafka_settings, ray_session, tmp_path: Path, warehouse: WarehouseSettings):
     settings = load_settings(
         data_dir=tmp_path / "data",
         kafka=kafka_settings(bootstrap_servers=broker.bootstrap, consumer_group=f"g-{tmp_path.name}", partitions=4),
         pipeline=PipelineSettings(ingest_actors=2, batch_size=4000, checkpoint_every_s=0.5),
+        warehouse=warehouse,
     ).with_tenants(TENANTS)
     with Platform(settings) as running:
         yield running
@@ -64,7 +76,9 @@ def _produce_slowly(platform: Platform, lines: list[bytes], chunks: int, pause_s
 
 
 def test_kills_mid_stream_change_no_total(platform: Platform) -> None:
-    workload = generate_workload(100_000, TENANTS, 21, datetime.now(UTC))
+    # the server variant adds an HTTP hop per write; fewer events keep its run short, the kills land as densely
+    events = 100_000 if platform.settings.warehouse.backend == "chdb" else 20_000
+    workload = generate_workload(events, TENANTS, 21, datetime.now(UTC))
     lines = list(workload)
     truth = workload.truth
     platform.wait_until_assigned()

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from mkt_ray.contract import REASON_CODES, BatchDecoder, Reason, classify
+from mkt_ray.contract import REASON_CODES, BatchDecoder, DecoderState, Limits, Reason, classify
+from mkt_ray.settings import ContractSettings
 from tests.contract.factories import NOW, NOW_MS, TENANTS, encode, make_event
 
 
@@ -174,3 +175,24 @@ def test_nan_and_infinity_literals_are_not_json() -> None:
     for literal in (b"NaN", b"Infinity", b"-Infinity"):
         raw = b'{"schema_version":1,"performance_metrics":{"cost":' + literal + b"}}"
         assert classify(raw, TENANTS, NOW_MS) is Reason.INVALID_JSON
+
+
+@pytest.mark.parametrize(
+    ("overrides", "rejected"),
+    [({}, ["outlier"]), ({"outlier_min_samples": 61}, []), ({"outlier_threshold": 1000.0}, [])],
+)
+def test_outlier_settings_reach_the_decoder(overrides: dict, rejected: list[str]) -> None:
+    """The operator's outlier settings decide, also for a decoder state restored from a checkpoint."""
+    limits = Limits.from_settings(ContractSettings(**overrides))
+    batch = BatchDecoder(TENANTS, limits, state=DecoderState()).decode(_outlier_stream(), now_ms=NOW_MS)
+    assert [r.reason.code for r in batch.rejects] == rejected
+
+
+def test_dedup_window_setting_reaches_the_decoder() -> None:
+    """A repeat whose original is older than the dedup window (behind the tenant's watermark) is new again."""
+    first = encode(make_event(event_id="e1", timestamp=_ts(timedelta(hours=-3))))
+    later = encode(make_event(event_id="e2", timestamp=_ts(timedelta(hours=0))))
+    for hours, duplicates in ((24.0, 1), (1.0, 0)):
+        decoder = BatchDecoder(TENANTS, Limits.from_settings(ContractSettings(dedup_window_hours=hours)))
+        batch = decoder.decode([first, later, first], now_ms=NOW_MS)
+        assert len(batch.duplicates) == duplicates, hours
