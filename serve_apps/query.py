@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -20,6 +21,7 @@ from ray import serve
 
 from mkt_ray.attribution import ONLINE_MODELS
 from mkt_ray.errors import ConfigError
+from mkt_ray.observability import record_api_latency, span
 from mkt_ray.settings import Settings, load_settings
 from serve_apps import _queries as q
 from serve_apps._export import DATASETS, FORMATS, SCHEMAS, dataset_pages, export_stream
@@ -162,6 +164,21 @@ async def dashboard() -> HTMLResponse:
 async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, q.ApiError)
     return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status)
+
+
+@api.middleware("http")
+async def _observe(request: Request, call_next: Any) -> Response:
+    """Every request: one span (`query`, joined to the caller's trace when exporting) and one latency sample,
+    labelled by the route template, never the raw path (it may carry an identity)."""
+    started = time.perf_counter()
+    with span("query", **{"http.method": request.method}) as current:
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        if current is not None:
+            current.set_attribute("http.route", route)
+            current.set_attribute("http.status_code", response.status_code)
+    record_api_latency(route, time.perf_counter() - started, response.status_code)
+    return response
 
 
 api.include_router(tenant_api)

@@ -45,7 +45,7 @@ def new_topic(kafka_conf: dict[str, Any]) -> Callable[..., str]:
     return create
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def kafka_settings() -> Callable[..., KafkaSettings]:
     """Factory: KafkaSettings whose four topic names are unique to this call; keyword overrides apply."""
 

@@ -21,8 +21,8 @@ KPI_AMOUNTS = ("cost", "revenue")
 # The partition and offset range are the ledger: a member taking over a partition resumes after the
 # highest applied offset. No PARTITION BY: one insert is one part, so a batch is applied all or nothing.
 # Reads are time ranges of a tenant's windows (API pages, closing windows), so the window start comes
-# before campaign and source, in small granules: one hour of 1-minute windows of 5 campaigns in 216k rows
-# took 4.0 instead of 6.0 ms chDB CPU per query (benchmarks/api.py).
+# before campaign and source, in small granules: an API page of one hour of 1-minute windows (5 campaigns,
+# 216k rows) took 6.4 instead of 8.2 ms chDB CPU, the two layouts queried alternately (benchmarks/api.py data).
 KPI_SCHEMA = pa.schema(
     [
         ("window", pa.string()),

@@ -12,7 +12,7 @@ import pytest
 
 from actors.launcher import Platform
 from mkt_ray.kafka import produce_lines, topic_end_offsets
-from mkt_ray.settings import KafkaSettings, PipelineSettings, load_settings
+from mkt_ray.settings import PipelineSettings, load_settings
 from training._jobs import StoreClient
 from training.quality_report import REPORTS, QualitySchedule, write_report
 
@@ -43,7 +43,7 @@ def _minutes(now_ms: int) -> list[int]:
 
 
 @pytest.mark.platform
-def test_report_lists_every_injected_problem(broker, ray_session, tmp_path: Path) -> None:
+def test_report_lists_every_injected_problem(broker, kafka_settings, ray_session, tmp_path: Path) -> None:
     now_ms = int(time.time() * 1000)
     if now_ms % 86_400_000 < 15_000:  # just past midnight: let the day have room for m5
         time.sleep(15)
@@ -52,8 +52,7 @@ def test_report_lists_every_injected_problem(broker, ray_session, tmp_path: Path
     tag = tmp_path.name.replace("_", "-")
     settings = load_settings(
         data_dir=tmp_path / "data",
-        kafka=KafkaSettings(bootstrap_servers=broker.bootstrap, topic_events=f"ev-{tag}", topic_quarantine=f"q-{tag}",
-                            topic_signals=f"s-{tag}", topic_alerts=f"a-{tag}", consumer_group=f"g-{tag}", partitions=1),
+        kafka=kafka_settings(bootstrap_servers=broker.bootstrap, consumer_group=f"g-{tag}", partitions=1),
         pipeline=PipelineSettings(ingest_actors=1, shards=1),
         tenants={"acme": {"allowed_lateness_s": 0}, "globex": {"allowed_lateness_s": 0}},
     )

@@ -15,7 +15,7 @@ import pytest
 
 from actors.launcher import Platform
 from mkt_ray.kafka import consume_all, produce_lines, topic_end_offsets
-from mkt_ray.settings import KafkaSettings, PipelineSettings, load_settings
+from mkt_ray.settings import PipelineSettings, load_settings
 
 pytestmark = pytest.mark.platform
 MINUTE = 60_000
@@ -38,13 +38,12 @@ def _remediate(settings, data_dir: Path, max_future_s: int) -> dict:
     return json.loads(done.stdout)
 
 
-def test_rule_change_reinjects_exactly_the_newly_valid_messages_once(broker, ray_session, tmp_path: Path) -> None:
+def test_rule_change_reinjects_exactly_the_newly_valid_messages_once(broker, kafka_settings, ray_session, tmp_path: Path) -> None:
     now = int(time.time() * 1000)
     tag = tmp_path.name.replace("_", "-")
     settings = load_settings(
         data_dir=tmp_path / "data",
-        kafka=KafkaSettings(bootstrap_servers=broker.bootstrap, topic_events=f"ev-{tag}", topic_quarantine=f"q-{tag}",
-                            topic_signals=f"s-{tag}", topic_alerts=f"a-{tag}", consumer_group=f"g-{tag}", partitions=1),
+        kafka=kafka_settings(bootstrap_servers=broker.bootstrap, consumer_group=f"g-{tag}", partitions=1),
         pipeline=PipelineSettings(ingest_actors=1, shards=1),
         tenants={"acme": {}},
     )

@@ -21,7 +21,7 @@ from actors.launcher import Platform
 from mkt_ray.kafka import produce_lines, topic_end_offsets
 from mkt_ray.pipeline import tenant_key
 from mkt_ray.rawstore import RawKeyError, identity_hash, read_raw, save_tombstones
-from mkt_ray.settings import KafkaSettings, PipelineSettings, RawStoreSettings, load_settings
+from mkt_ray.settings import PipelineSettings, RawStoreSettings, load_settings
 from mkt_ray.workload import generate_workload
 
 pytestmark = pytest.mark.platform
@@ -30,15 +30,14 @@ KEY = bytes(range(32))
 
 
 @pytest.fixture(scope="module")
-def live(broker, ray_session, tmp_path_factory) -> dict:
+def live(broker, kafka_settings, ray_session, tmp_path_factory) -> dict:
     """A live run over 30 hours of events (two UTC days at least), raw store encrypted; its totals per tenant."""
 
     folder = tmp_path_factory.mktemp("replay")
     tag = folder.name.replace("_", "-")
     settings = load_settings(
         data_dir=folder / "live",
-        kafka=KafkaSettings(bootstrap_servers=broker.bootstrap, topic_events=f"ev-{tag}", topic_quarantine=f"q-{tag}",
-                            topic_signals=f"s-{tag}", topic_alerts=f"a-{tag}", consumer_group=f"g-{tag}", partitions=2),
+        kafka=kafka_settings(bootstrap_servers=broker.bootstrap, consumer_group=f"g-{tag}", partitions=2),
         pipeline=PipelineSettings(ingest_actors=1, batch_size=2000),
         raw_store=RawStoreSettings(encryption_key=SecretStr(KEY.hex())),
     ).with_tenants(TENANTS)
