@@ -13,8 +13,9 @@ raw Parquet (training/sample_store.py). Then, in this run, over the same journey
   on a pandas frame in this process, same rows, parameters and rounds; rows × iterations per second of
   wall time (Ray Train's side includes its worker start-up, as a job pays it);
 - end to end: the whole job (`training.train_attribution.train`: Ray Data read with the partition filter,
-  journeys, features, Ray Train, holdout metrics, Shapley credit, Markov, registry write) from raw Parquet
-  to a registered model, wall seconds and the CPU seconds of this process tree, after `ray.init`.
+  identity pass, journeys built per group in parallel Ray tasks, features, Ray Train, holdout metrics,
+  Shapley credit, Markov, registry write) from raw Parquet to a registered model, wall seconds and the
+  CPU seconds of this process tree, after `ray.init`, with the wall seconds of each phase (`phases`).
 
 `goal_1m_journeys` extrapolates the end-to-end wall and CPU time linearly to one million journeys unless
 the run had a million (fixed costs scale too, so a small run overestimates); the goal is under 180 s on
@@ -120,9 +121,10 @@ def run(args: argparse.Namespace) -> dict:
             job = argparse.Namespace(input=raw, tenant="acme", since=None, until=None, output=models,
                                      num_workers=args.num_workers, num_boost_round=args.num_boost_round,
                                      config=None, seed=0)
+            phases: dict[str, float] = {}
             with CpuSampler(None) as sampler:
                 started_wall = time.time()
-                train(job)
+                train(job, phases)
                 ended_wall = time.time()
             by_process, _ = sampler.usage(started_wall, ended_wall)
         finally:
@@ -140,7 +142,8 @@ def run(args: argparse.Namespace) -> dict:
                      "plain_rows_iter_per_s": round(rows * args.num_boost_round / plain_s),
                      "ray_train_wall_s": round(ray_train_s, 2), "plain_wall_s": round(plain_s, 2)},
         "end_to_end": {"wall_s": round(end_to_end_s, 1), "cpu_s": round(cpu_s, 1),
-                       "journeys_per_s": round(n / end_to_end_s)},
+                       "journeys_per_s": round(n / end_to_end_s), "phases_wall_s": phases,
+                       "load_average": [round(x, 1) for x in os.getloadavg()]},
         # upper bounds when extrapolated: Ray start-up, worker spawn and imports are scaled as if per journey
         "goal_1m_journeys": {"measured_journeys": n, "extrapolated": scale > 1, "estimated_wall_s": round(end_to_end_s * scale, 1),
                              "estimated_cpu_s": round(cpu_s * scale, 1), "under_180_s": end_to_end_s * scale < GOAL_S},

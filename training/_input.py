@@ -2,28 +2,36 @@
 
 The raw store is `tenant_id=/date=/event_type=/` Parquet (mkt_ray.rawstore). The tenant and the dates
 are checked against what the store holds before anything is read, so a typo gets an error naming what
-exists instead of an empty model; the read itself prunes by path (`partition_filter`), so files of other
-tenants, days and event types are never opened. An encrypted store is read with its key through
-`raw_dataset` (Ray Data's Parquet reader takes no decryption properties), still filtered by partition.
+exists instead of an empty model; the read itself prunes by partition (tenant, dates, user-level event
+types), so files of other tenants, days and event types are never opened, and decodes only the columns
+asked for. Ray Data runs the read (`RawPartitions`: read tasks over the pruned files), each task scanning
+its files with pyarrow.dataset: Ray Data's own Parquet reader spent about 6 s per million rows on
+per-file work over the archiver's many small files (32 s against 3 s for 5M rows, same columns). An
+encrypted store is read with its key through `raw_dataset` (Ray Data's readers take no decryption
+properties), still filtered by partition.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import ray.data
-from ray.data.datasource.partitioning import Partitioning, PathPartitionFilter
+from ray.data.block import BlockMetadata
+from ray.data.datasource import Datasource, ReadTask
 
 from mkt_ray.contract import USER_LEVEL_TYPES
 from mkt_ray.errors import InputError
 from mkt_ray.rawstore import raw_dataset
+from mkt_ray.rawstore._archive import PARTITIONING
 
 # Ray Data's default (at least 200 read blocks) costs seconds of task overhead on a small cluster, and the
-# journeys need the tenant's rows in one block anyway; a few blocks still read files in parallel.
+# journeys need the tenant's rows in one place anyway; a few blocks still read files in parallel.
 READ_BLOCKS = 8
 
 
@@ -68,30 +76,56 @@ def locate_input(uri: str, tenant: str, since: str | None, until: str | None) ->
     return InputRange(uri, tenant, chosen[0], chosen[-1], chosen)
 
 
-def read_input(found: InputRange, key: bytes | None = None) -> ray.data.Dataset:
-    """The tenant's user-level events of the chosen dates (all raw columns, partition columns restored)."""
-    wanted_dates = set(found.dates)
-
-    def keep(partition: dict[str, str]) -> bool:
-        return (partition.get("tenant_id") == found.tenant and partition.get("date") in wanted_dates
-                and partition.get("event_type") in USER_LEVEL_TYPES)
-
+def read_input(found: InputRange, key: bytes | None = None, columns: list[str] | None = None) -> ray.data.Dataset:
+    """The tenant's user-level events of the chosen dates, partition columns restored: all raw columns,
+    or only `columns` (Parquet is columnar: the others are never decoded)."""
     if key is not None:
-        return ray.data.from_arrow(read_table(found, key))
-    filesystem, root = _filesystem(found.uri)
-    return ray.data.read_parquet(
-        f"{root}/tenant_id={found.tenant}", filesystem=filesystem,
-        partitioning=Partitioning("hive", base_dir=root, filesystem=filesystem),
-        partition_filter=PathPartitionFilter.of(keep, base_dir=root, filesystem=filesystem),
-        override_num_blocks=READ_BLOCKS,
-    )
+        return ray.data.from_arrow(read_table(found, key, columns))
+    return ray.data.read_datasource(RawPartitions(found, columns), override_num_blocks=READ_BLOCKS)
 
 
-def read_table(found: InputRange, key: bytes | None = None) -> pa.Table:
+class RawPartitions(Datasource):
+    """The Parquet files of the chosen partitions, split among read tasks that scan them with pyarrow."""
+
+    def __init__(self, found: InputRange, columns: list[str] | None) -> None:
+        self._filesystem, self._root = _filesystem(found.uri)
+        tenant_dir = f"{self._root}/tenant_id={found.tenant}"
+        dataset = pads.dataset(tenant_dir, filesystem=self._filesystem, format="parquet", partitioning=PARTITIONING,
+                               partition_base_dir=self._root)
+        self._paths = [f.path for f in dataset.get_fragments(filter=_partition_filter(found))]
+        self._columns = columns
+
+    def estimate_inmemory_data_size(self) -> int | None:
+        return None
+
+    def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
+                       data_context: object = None) -> list[ReadTask]:
+        chunks = np.array_split(np.arange(len(self._paths)), max(1, min(parallelism, len(self._paths))))
+        tasks = []
+        for chunk in chunks:
+            paths = [self._paths[i] for i in chunk.tolist()]
+            if paths:
+                read = partial(_scan, paths, self._filesystem, self._root, self._columns)
+                tasks.append(ReadTask(read, BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None,
+                                                          input_files=tuple(paths))))
+        return tasks
+
+
+def _scan(paths: list[str], filesystem: pafs.FileSystem, root: str, columns: list[str] | None) -> list[pa.Table]:
+    """One read task: its files (partition columns from their paths), with pyarrow's threaded scanner."""
+    dataset = pads.dataset(paths, filesystem=filesystem, format="parquet", partitioning=PARTITIONING,
+                           partition_base_dir=root)
+    return [dataset.to_table(columns=columns)]
+
+
+def _partition_filter(found: InputRange) -> pads.Expression:
+    return ((pads.field("tenant_id") == found.tenant) & pads.field("date").isin(list(found.dates))
+            & pads.field("event_type").isin(sorted(USER_LEVEL_TYPES)))
+
+
+def read_table(found: InputRange, key: bytes | None = None, columns: list[str] | None = None) -> pa.Table:
     """The same rows as `read_input`, read in this process with pyarrow (no Ray)."""
-    return raw_dataset(found.uri, key).to_table(filter=(pads.field("tenant_id") == found.tenant)
-                                                & pads.field("date").isin(list(found.dates))
-                                                & pads.field("event_type").isin(sorted(USER_LEVEL_TYPES)))
+    return raw_dataset(found.uri, key).to_table(columns=columns, filter=_partition_filter(found))
 
 
 def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:

@@ -5,10 +5,11 @@
 
 also submitted unchanged with `ray job submit --working-dir . -- python -m training.train_attribution ...`.
 
-1. Ray Data reads the tenant's user-level raw events of the chosen dates (partition filter on
-   tenant_id/date/event_type) and builds the journeys per tenant group with the platform's attribution
-   engine (training/_journeys.py): converting ones (a conversion and its lookback touchpoints) and
-   non-converting ones (a person's uncredited touchpoints at the end of the data).
+1. Ray Data reads the columns journeys need of the tenant's user-level raw events of the chosen dates
+   (partition filter on tenant_id/date/event_type); an identity pass splits the persons into groups of
+   about 300k events (at least one per CPU) and Ray tasks build each group's journeys with the
+   platform's attribution engine (training/_journeys.py): converting ones (a conversion and its lookback
+   touchpoints) and non-converting ones (a person's uncredited touchpoints at the end of the data).
 2. Features per journey (training/_features.py), vectorised over all journeys at once in the driver
    (about 20M journeys/s: a Ray Data stage would cost more in scheduling than it computes); the newest
    20% of journeys by end time are the holdout; train and holdout go to Ray Train as Ray Datasets.
@@ -48,7 +49,7 @@ from mkt_ray.registry import ModelRegistry
 from mkt_ray.settings import Settings, TenantConfig, load_settings
 from training._fit import credit, design, feature_table
 from training._input import InputRange, locate_input, read_input
-from training._journeys import JOURNEY_SCHEMA, Journeys, build_journeys
+from training._journeys import Journeys, build_group, group_count, input_columns, merge_groups, split_events
 from training._model import holdout_metrics, lgb_params, train_distributed
 
 
@@ -79,28 +80,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
-    """The whole job (see the module docstring); the JSON line's content."""
-    started = time.perf_counter()
+def train(args: argparse.Namespace, phases: dict[str, float] | None = None) -> dict[str, Any]:
+    """The whole job (see the module docstring); the JSON line's content. `phases` (if given) receives the
+    wall seconds of each step, for the benchmark's breakdown."""
+    progress = _Progress({} if phases is None else phases)
     settings = load_settings(args.config)
     found = locate_input(args.input, args.tenant, args.since, args.until)
-    _progress(started, f"tenant {found.tenant}: dates {found.since} .. {found.until} ({len(found.dates)} days)")
+    progress("locate", f"tenant {found.tenant}: dates {found.since} .. {found.until} ({len(found.dates)} days)")
     _ensure_ray()
-    journeys = _journeys(found, settings)
-    _progress(started, f"{len(journeys)} journeys, {int(journeys.converted.sum())} converting")
+    journeys = _journeys(found, settings, progress)
+    progress("journeys", f"{len(journeys)} journeys, {int(journeys.converted.sum())} converting")
     d = design(journeys)
     import ray.data
 
     train_ds = ray.data.from_arrow(feature_table(d, d.train))
     valid_ds = ray.data.from_arrow(feature_table(d, ~d.train))
-    _progress(started, f"training on {int(d.train.sum())} journeys, {int((~d.train).sum())} held out, "
+    progress("features", f"training on {int(d.train.sum())} journeys, {int((~d.train).sum())} held out, "
                        f"{args.num_workers} worker(s), {args.num_boost_round} rounds")
     booster = train_distributed(train_ds, valid_ds, d.features, d.categorical, args.num_workers,
                                 args.num_boost_round, args.seed)
     metrics = holdout_metrics(booster.predict(d.x[~d.train]), d.y[~d.train])
-    _progress(started, f"holdout AUC {metrics['auc']:.4f}, log-loss {metrics['logloss']:.4f}")
+    progress("ray_train", f"holdout AUC {metrics['auc']:.4f}, log-loss {metrics['logloss']:.4f}")
     fitted = credit(journeys, d, booster.predict)
-    _progress(started, "Shapley credit and Markov removal effects done")
+    progress("shapley_markov", "Shapley credit and Markov removal effects done")
     entry = {
         "channel_values": {"data_driven": fitted.data_driven, "markov": fitted.markov},
         "channels": list(d.channels), "features": d.features, "metrics": _finite(metrics),
@@ -114,33 +116,34 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "credits": fitted.credits, "code_version": code_version(),
     }
     version = ModelRegistry(args.output).publish(found.tenant, booster.model_to_string(), entry)
-    _progress(started, f"registered {found.tenant} {version} in {args.output}")
+    progress("register", f"registered {found.tenant} {version} in {args.output}")
     return {"model_version": version, "journeys": len(journeys), "auc": _finite(metrics["auc"]),
             "logloss": _finite(metrics["logloss"]), "channel_values": fitted.data_driven, "credits": fitted.credits}
 
 
-def _journeys(found: InputRange, settings: Settings) -> Journeys:
-    """Ray Data: read with the partition filter, then one journey-building task over the tenant's events."""
+def _journeys(found: InputRange, settings: Settings, progress: _Progress) -> Journeys:
+    """Ray Data reads the columns journeys need (partition filter); the identity pass splits the persons
+    into groups (`group_count`), and Ray tasks build the groups' journeys in parallel (training/_journeys.py)."""
     import ray
 
     from mkt_ray.rawstore import raw_key
 
     config = settings.tenants.get(found.tenant) or TenantConfig()
-    events = read_input(found, raw_key(settings.raw_store))
-    # one tenant's events in one block: identity links cross every file, so the replay is one ordered pass
-    journeys = events.repartition(1).map_batches(_group_journeys, fn_kwargs={"config": config},
-                                                 batch_size=None, batch_format="pyarrow")
-    tables = [t for t in ray.get(journeys.to_arrow_refs()) if t.num_rows]
-    if not tables:
+    events = read_input(found, raw_key(settings.raw_store), columns=input_columns(config))
+    tables = [t for t in ray.get(events.to_arrow_refs()) if t.num_rows]
+    raw = pa.concat_tables(tables) if tables else None
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    groups = split_events(raw, config, group_count(raw.num_rows, cpus)) if raw is not None else []
+    progress("read_identity", f"{raw.num_rows if raw is not None else 0} events read; identity pass: {len(groups)} "
+                       f"group(s) of {min((g.events.num_rows for g in groups), default=0)} to "
+                       f"{max((g.events.num_rows for g in groups), default=0)} events")
+    build = ray.remote(num_cpus=1)(build_group)
+    parts = ray.get([build.remote(group, config) for group in groups])
+    journeys = merge_groups(parts)
+    if not len(journeys):
         raise InputError(f"no journeys for tenant {found.tenant!r} in {found.uri} between {found.since} and "
                          f"{found.until}: the dates hold no user-level events with touchpoints or conversions")
-    return Journeys.from_arrow(pa.concat_tables(tables))
-
-
-def _group_journeys(group: pa.Table, config: TenantConfig) -> pa.Table:
-    if group.num_rows == 0:
-        return JOURNEY_SCHEMA.empty_table()
-    return build_journeys(group, config).to_arrow()
+    return journeys
 
 
 def _ensure_ray() -> None:
@@ -180,8 +183,18 @@ def _max_or_none(values: np.ndarray) -> int | None:
     return int(values.max()) if len(values) else None
 
 
-def _progress(started: float, message: str) -> None:
-    print(f"[train_attribution {time.perf_counter() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
+class _Progress:
+    """Progress lines on stderr; each line ends a phase, whose wall seconds go to `phases`."""
+
+    def __init__(self, phases: dict[str, float]) -> None:
+        self.phases = phases
+        self.started = self.last = time.perf_counter()
+
+    def __call__(self, phase: str, message: str) -> None:
+        now = time.perf_counter()
+        self.phases[phase] = round(now - self.last, 2)
+        self.last = now
+        print(f"[train_attribution {now - self.started:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
