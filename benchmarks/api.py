@@ -155,7 +155,7 @@ def run_api(table: pa.Table, data_dir: Path, spans: list[tuple[int, int]], sampl
     import ray
 
     from actors.launcher import Platform
-    from mkt_ray.cli._up import _CHUNK_S, _traffic
+    from mkt_ray.cli._up import TRAFFIC_CHUNK_S, synthetic_traffic
 
     settings = load_settings(data_dir=data_dir / "api").with_tenants([TENANT, *TRAFFIC_TENANTS])
     with Platform(settings, say=_say) as platform:
@@ -168,12 +168,12 @@ def run_api(table: pa.Table, data_dir: Path, spans: list[tuple[int, int]], sampl
         _say(f"synthetic traffic at {rate:.0f} events/s for tenants {', '.join([TENANT, *TRAFFIC_TENANTS])}")
         stop = threading.Event()
         traffic_args = argparse.Namespace(rate=rate, max_events=10**9)
-        traffic = threading.Thread(target=_traffic, args=(platform, [TENANT, *TRAFFIC_TENANTS], traffic_args, stop),
+        traffic = threading.Thread(target=synthetic_traffic, args=(platform, [TENANT, *TRAFFIC_TENANTS], traffic_args, stop),
                                    daemon=True, name="traffic")
         traffic.start()
         try:
             # steady state: past the first chunks of traffic (first batches, first windows closed)
-            platform.wait_until_read(int(rate * 2 * _CHUNK_S) + 1, timeout_s=120)
+            platform.wait_until_read(int(rate * 2 * TRAFFIC_CHUNK_S) + 1, timeout_s=120)
             before, started = platform.stats(), time.monotonic()
             results["ingesting"] = _levels(url, token, spans, sampler)
             results["ingesting"]["pipeline"] = _ingest_stats(before, platform.stats(), time.monotonic() - started)

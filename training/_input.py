@@ -27,8 +27,7 @@ from ray.data.datasource import Datasource, ReadTask
 
 from mkt_ray.contract import USER_LEVEL_TYPES
 from mkt_ray.errors import InputError
-from mkt_ray.rawstore import raw_dataset
-from mkt_ray.rawstore._archive import PARTITIONING
+from mkt_ray.rawstore import PARTITIONING, raw_dataset
 
 # Ray Data's default (at least 200 read blocks) costs seconds of task overhead on a small cluster, and the
 # journeys need the tenant's rows in one place anyway; a few blocks still read files in parallel.

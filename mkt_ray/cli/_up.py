@@ -18,7 +18,7 @@ from mkt_ray.workload import generate_workload
 from serve_apps.auth import issue_token
 
 DEMO_TENANTS = ["acme", "globex", "initech"]
-_CHUNK_S = 5.0
+TRAFFIC_CHUNK_S = 5.0  # synthetic traffic is produced in chunks of this many seconds (benchmarks.api reuses it)
 
 
 def _say(message: str) -> None:
@@ -37,7 +37,7 @@ def run_up(args: argparse.Namespace) -> int:
         platform.start_serve(settings.serve_host, settings.serve_port)
         traffic = None
         if not args.no_demo:
-            traffic = threading.Thread(target=_traffic, args=(platform, tenants, args, stop), daemon=True, name="traffic")
+            traffic = threading.Thread(target=synthetic_traffic, args=(platform, tenants, args, stop), daemon=True, name="traffic")
             traffic.start()
         _banner(platform, tenants, args)
         try:
@@ -51,7 +51,7 @@ def run_up(args: argparse.Namespace) -> int:
         finally:
             stop.set()
             if traffic is not None:
-                traffic.join(timeout=_CHUNK_S * 2)
+                traffic.join(timeout=TRAFFIC_CHUNK_S * 2)
     _say("stopped; nothing left running")
     return 0
 
@@ -120,15 +120,15 @@ def _rss_mb(pid: int | None) -> float | None:
         return None
 
 
-def _traffic(platform: Any, tenants: list[str], args: argparse.Namespace, stop: threading.Event) -> None:
+def synthetic_traffic(platform: Any, tenants: list[str], args: argparse.Namespace, stop: threading.Event) -> None:
     """Produce synthetic events in chunks of a few seconds, timestamped around now, until stopped."""
-    per_chunk = max(1, int(args.rate * _CHUNK_S))
+    per_chunk = max(1, int(args.rate * TRAFFIC_CHUNK_S))
     sent, seed = 0, 1
     while not stop.is_set() and sent < args.max_events:
         started = time.monotonic()
-        lines = list(generate_workload(per_chunk, tenants, seed, datetime.now(UTC), span_hours=_CHUNK_S / 3600))
+        lines = list(generate_workload(per_chunk, tenants, seed, datetime.now(UTC), span_hours=TRAFFIC_CHUNK_S / 3600))
         sent += produce_lines(platform.kafka_conf, platform.settings.kafka.topic_events, lines, tenant_key)
         seed += 1
-        stop.wait(max(0.0, _CHUNK_S - (time.monotonic() - started)))
+        stop.wait(max(0.0, TRAFFIC_CHUNK_S - (time.monotonic() - started)))
     if sent >= args.max_events:
         _say(f"synthetic traffic stopped after {sent:,} events (--max-events bounds the in-memory broker)")

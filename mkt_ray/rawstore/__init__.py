@@ -1,6 +1,13 @@
 """The raw store: valid events as immutable Parquet, `tenant_id=/date=/event_type=/`, local or s3://."""
 
-from mkt_ray.rawstore._archive import archive_events, raw_dataset, read_raw, remove_after, slice_name
+from mkt_ray.rawstore._archive import (
+    PARTITIONING,
+    archive_events,
+    raw_dataset,
+    read_raw,
+    remove_after,
+    slice_name,
+)
 from mkt_ray.rawstore._encryption import LocalKmsClient, RawKeyError, parse_key, raw_key
 from mkt_ray.rawstore._events import events_from_arrow, read_events
 from mkt_ray.rawstore._forget import (
@@ -15,6 +22,7 @@ from mkt_ray.rawstore._forget import (
 )
 
 __all__ = [
+    "PARTITIONING",
     "LocalKmsClient",
     "RawKeyError",
     "archive_events",

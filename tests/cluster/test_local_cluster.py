@@ -10,65 +10,20 @@ process of the cluster is stopped afterwards (found by the private temp dir in i
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mkt_ray.embedded import free_port
+from tests.cluster._local import CLUSTER_ENV, RAY, port_args, stop_cluster
 
 pytestmark = pytest.mark.platform
 ROOT = Path(__file__).resolve().parents[2]
-RAY = str(Path(sys.executable).with_name("ray"))
-# The nodes start with the venv on PATH, as cluster.yaml's start commands do (`source .../activate`), so the
-# job's `python` is the venv's. Ray 2.60 turns token authentication on for a head when ~/.ray/auth_token
-# exists; the mode is then stated for every node and client (they read the same token file).
-CLUSTER_ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-               "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
-
-
-def _ports(*names: str) -> list[str]:
-    return [arg for name in names for arg in (f"--{name}", str(free_port()))]
-
-
-def _cluster_pids(temp_dir: str) -> list[int]:
-    """Processes of the cluster: their command line or an open file (every Ray process logs there) is in temp_dir.
-
-    Agents rename their command line (`ray::DashboardAgent`), so the open files are what finds them.
-    """
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            mine = temp_dir.encode() in (entry / "cmdline").read_bytes() or any(
-                os.readlink(fd).startswith(temp_dir) for fd in (entry / "fd").iterdir())
-        except OSError:
-            continue
-        if mine:
-            pids.append(int(entry.name))
-    return pids
-
-
-def _stop_cluster(temp_dir: str) -> None:
-    for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
-        for pid in _cluster_pids(temp_dir):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + wait_s
-        while _cluster_pids(temp_dir) and time.monotonic() < deadline:
-            time.sleep(0.2)
-
-
 @pytest.fixture
 def local_cluster() -> Iterator[str]:
     """A head (1 CPU, dashboard) and a worker node (2 CPUs) on 127.0.0.1; yields the dashboard address."""
@@ -81,13 +36,13 @@ def local_cluster() -> Iterator[str]:
     try:
         subprocess.run([RAY, "start", "--head", f"--port={gcs_port}", f"--temp-dir={temp_dir}", "--num-cpus=1",
                         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
-                        *_ports("ray-client-server-port", *node_ports), *common],
+                        *port_args("ray-client-server-port", *node_ports), *common],
                        check=True, capture_output=True, text=True, timeout=120, env=env)
-        subprocess.run([RAY, "start", f"--address=127.0.0.1:{gcs_port}", "--num-cpus=2", *_ports(*node_ports),
+        subprocess.run([RAY, "start", f"--address=127.0.0.1:{gcs_port}", "--num-cpus=2", *port_args(*node_ports),
                         *common], check=True, capture_output=True, text=True, timeout=120, env=env)
         yield f"http://127.0.0.1:{dashboard_port}"
     finally:
-        _stop_cluster(temp_dir)
+        stop_cluster(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 

@@ -4,32 +4,22 @@ accounting; an SLO set below the achievable latency raises exactly one alert (ta
 from __future__ import annotations
 
 import time
-import urllib.request
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from actors.launcher import Platform
 from mkt_ray.kafka import consume_all, produce_lines, topic_end_offsets
-from mkt_ray.observability import api_latency, metrics_export_url
+from mkt_ray.observability import api_latency
 from mkt_ray.pipeline import tenant_key
 from mkt_ray.settings import ObservabilitySettings, PipelineSettings, SloSettings, load_settings
 from mkt_ray.workload import generate_workload
+from tests.observability._scrape import scrape
 
 pytestmark = pytest.mark.platform
 TENANTS = ["acme", "globex", "initech"]
-
-
-def _scrape() -> dict[str, list[tuple[dict, float]]]:
-    body = urllib.request.urlopen(metrics_export_url(), timeout=10).read().decode()
-    samples: dict[str, list[tuple[dict, float]]] = defaultdict(list)
-    for family in text_string_to_metric_families(body):
-        for sample in family.samples:
-            samples[sample.name].append((sample.labels, sample.value))
-    return samples
 
 
 def _ours(samples: dict, name: str, group: str) -> list[tuple[dict, float]]:
@@ -72,7 +62,7 @@ def run(broker, ray_session, tmp_path_factory) -> dict:
              "ray_mkt_attribution_latency_ms_count", "ray_mkt_consumer_lag", "ray_mkt_attribution_coverage",
              "ray_mkt_slo_alerts_total")
     while True:
-        samples = _scrape()
+        samples = scrape()
         events = sum(v for _, v in _ours(samples, "ray_mkt_events_total", group))
         api = [v for labels, v in samples.get("ray_mkt_api_latency_ms_count", []) if labels.get("route") == "/v1/kpis"]
         if (all(_ours(samples, n, group) for n in names) and api and events == len(lines)) or time.monotonic() > deadline:

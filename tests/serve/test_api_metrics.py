@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import time
 
-from tests.observability.test_metrics_endpoint import _scrape
+from tests.observability._scrape import scrape
 
 ROUTE = "/v1/tenants/{tenant}/campaigns/performance"
 
 
 def _counts() -> dict[str, float]:
-    samples = _scrape().get("ray_mkt_api_latency_ms_count", [])
+    samples = scrape().get("ray_mkt_api_latency_ms_count", [])
     totals: dict[str, float] = {}
     for labels, value in samples:
         if labels.get("route") == ROUTE:

@@ -2,7 +2,7 @@
 
 This test starts its own head (free ports, a private temp dir) because job submission goes through the
 head's dashboard, which the session Ray does not run; the head is started and stopped as the cluster
-test does it (tests/cluster/test_local_cluster.py: token auth stated, venv on PATH, processes found by
+test does it (tests/cluster/_local.py: token auth stated, venv on PATH, processes found by
 the temp dir, never `ray stop`).
 """
 
@@ -21,7 +21,7 @@ import pytest
 
 from mkt_ray.embedded import free_port
 from mkt_ray.registry import ModelRegistry
-from tests.cluster.test_local_cluster import CLUSTER_ENV, RAY, _ports, _stop_cluster
+from tests.cluster._local import CLUSTER_ENV, RAY, port_args, stop_cluster
 from training.sample_store import archive_workload
 
 pytestmark = pytest.mark.platform
@@ -36,7 +36,7 @@ def ray_head() -> Iterator[str]:
     try:
         started = subprocess.run([RAY, "start", "--head", f"--port={gcs_port}", f"--temp-dir={temp_dir}", "--num-cpus=2",
                         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
-                        *_ports("ray-client-server-port", "node-manager-port", "object-manager-port",
+                        *port_args("ray-client-server-port", "node-manager-port", "object-manager-port",
                                 "metrics-export-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
                                 "runtime-env-agent-port"),
                         "--node-ip-address=127.0.0.1", "--disable-usage-stats"],
@@ -44,7 +44,7 @@ def ray_head() -> Iterator[str]:
         assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
         yield f"http://127.0.0.1:{dashboard_port}"
     finally:
-        _stop_cluster(temp_dir)
+        stop_cluster(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
