@@ -92,6 +92,8 @@ class Platform:
         ]
         self.deletion = start_deletion_actor(self.settings, self.store_name,
                                              [f"mkt-ingest-{i}-{self._suffix}" for i in range(len(self.ingest))])
+        # constructed before start returns: a kill during its worker's start-up can leave that worker behind
+        self._wait_placed([self.deletion.__ray_ready__.remote()], "the deletion actor")
         self.say(f"{len(self.ingest)} ingest actor(s) in consumer group {self.settings.kafka.consumer_group}, "
                  f"{len(self.shards)} tenant shard(s)")
         return self
