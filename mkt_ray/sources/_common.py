@@ -10,6 +10,7 @@ caller sees it instead of losing it silently.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,18 @@ class MappedBatch:
 
     def skip(self, position: int, reason: str) -> None:
         self.skipped.append((position, reason))
+
+    @classmethod
+    def of(cls, items: list[Any], tenant: str,
+           map_one: Callable[[dict[str, Any], str, int, MappedBatch], None]) -> MappedBatch:
+        """Each vendor message mapped by `map_one(message, tenant, position, batch)`; non-objects are skipped."""
+        out = cls()
+        for position, item in enumerate(items):
+            if isinstance(item, dict):
+                map_one(item, tenant, position, out)
+            else:
+                out.skip(position, "not_an_object")
+        return out
 
 
 def base_event(tenant: str, event_id: Any, event_type: str, timestamp: Any, **fields: Any) -> dict[str, Any]:

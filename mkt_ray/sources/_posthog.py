@@ -25,14 +25,8 @@ _FLAGS = ("analytics", "personalization", "advertising")
 
 def posthog_events(payload: Any, tenant: str) -> MappedBatch:
     """Map a PostHog payload (one event or a batch) for `tenant`; see the module notes."""
-    out = MappedBatch()
     items = payload["batch"] if isinstance(payload, dict) and isinstance(payload.get("batch"), list) else [payload]
-    for position, item in enumerate(items):
-        if not isinstance(item, dict):
-            out.skip(position, "not_an_object")
-            continue
-        _map_item(item, tenant, position, out)
-    return out
+    return MappedBatch.of(items, tenant, _map_item)
 
 
 def _map_item(item: dict[str, Any], tenant: str, position: int, out: MappedBatch) -> None:

@@ -22,19 +22,13 @@ _CATEGORY_FLAGS = {"analytics": "analytics", "performance": "analytics", "advert
 
 def segment_events(payload: Any, tenant: str) -> MappedBatch:
     """Map a Segment payload (one message or a batch) for `tenant`; see the module notes."""
-    out = MappedBatch()
     if isinstance(payload, dict) and isinstance(payload.get("batch"), list):
         shared = payload.get("context") if isinstance(payload.get("context"), dict) else {}
         messages = [{**m, "context": {**shared, **_dict(m.get("context"))}} if isinstance(m, dict) else m
                     for m in payload["batch"]]
     else:
         messages = [payload]
-    for position, message in enumerate(messages):
-        if not isinstance(message, dict):
-            out.skip(position, "not_an_object")
-            continue
-        _map_message(message, tenant, position, out)
-    return out
+    return MappedBatch.of(messages, tenant, _map_message)
 
 
 def _map_message(message: dict[str, Any], tenant: str, position: int, out: MappedBatch) -> None:
