@@ -7,6 +7,7 @@ whatever ends the block: an exception, Ctrl-C or SIGTERM (the CLI turns SIGTERM 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import uuid
@@ -20,7 +21,7 @@ from actors.deletion import start_deletion_actor
 from actors.ingest import IngestActor
 from actors.shard import start_shards
 from actors.store import start_store_actor
-from mkt_ray.embedded import EmbeddedBroker, Reaper
+from mkt_ray.embedded import EmbeddedBroker, Reaper, free_port
 from mkt_ray.errors import MktRayError
 from mkt_ray.kafka import create_topics
 from mkt_ray.pipeline import KPI, QUARANTINE, BatchCounts, nest_summary, pipeline_ddl, summary_sql
@@ -30,6 +31,15 @@ from mkt_ray.settings import Settings
 def _say(message: str) -> None:
     print(f"mkt-ray: {message}", file=sys.stderr, flush=True)
 
+
+def _direct_ingress_env(port: int) -> dict[str, str]:
+    """Ray Serve settings (environment variables of its processes) for one ingress replica serving HTTP
+    on `port` itself: the port range is that one port (its upper end is exclusive); a stopping replica drains for 1 s rather than 30
+    (no load balancer in front needs time to notice), and its port is free again at once rather than
+    quarantined for one (there is no HAProxy whose stale workers could still route to it)."""
+    return {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1", "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(port),
+            "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(port + 1), "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1",
+            "RAY_SERVE_PORT_QUARANTINE_S": "0"}
 
 class Platform:
     """The running platform: broker, Ray, store actor, ingest actors."""
@@ -47,6 +57,7 @@ class Platform:
         self.dashboard_url: str | None = None
         self.api_url: str | None = None
         self._owns_ray = False
+        self._direct_ingress = False
         self._reaper = Reaper()
         self._suffix = uuid.uuid4().hex[:8]
 
@@ -105,7 +116,9 @@ class Platform:
 
         from serve_apps.query import build_app
 
-        serve.start(http_options={"host": host, "port": port})
+        direct = self._direct_ingress and port == self.settings.serve_port
+        # with direct ingress the replica listens on `port` and Serve's own proxy takes a spare one
+        serve.start(http_options={"host": host, "port": free_port() if direct else port})
         store = (self.store_name, ray.get_runtime_context().namespace)
         serve.run(build_app(self.settings, store), name="mkt-api", route_prefix="/")
         self.api_url = f"http://{host}:{port}"
@@ -126,6 +139,11 @@ class Platform:
     def _start_ray(self) -> None:
         if ray.is_initialized():
             return
+        api = self.settings.api
+        if api.direct_ingress and not self.settings.ray_address and api.replicas == 1 and self.settings.serve_port:
+            # read by Serve's controller and replica when they start, so set before Ray starts its processes
+            os.environ.update(_direct_ingress_env(self.settings.serve_port))
+            self._direct_ingress = True
         context = ray.init(
             address=self.settings.ray_address,
             num_cpus=None if self.settings.ray_address else self.settings.ray_num_cpus,

@@ -11,6 +11,8 @@ and reopens the same path, so on-disk rows and the dedup log survive; calls in f
 from __future__ import annotations
 
 import os
+import uuid
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,13 +21,88 @@ import ray
 from ray.actor import ActorHandle
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from mkt_ray.pipeline import KPI
 from mkt_ray.settings import Settings
-from mkt_ray.warehouse import open_warehouse
+from mkt_ray.warehouse import Warehouse, open_warehouse, split_table
 
 # A restarted actor may start while its predecessor still holds the chDB lock for a moment.
 _REOPEN_LOCK_TIMEOUT_S = 30.0
 # Calls in flight at once against a ClickHouse server (the client is thread-safe without a session).
 _SERVER_CONCURRENCY = 16
+# KPI rows kept for read models to catch up from; one that falls further behind reloads its tenants
+_KPI_LOG_ROWS = 500_000
+
+
+class KpiLog:
+    """The KPI rows this store inserted, in order, numbered: what the query API's read models
+    (serve_apps/_read_model.py) apply to stay equal to the `kpi_windows` table without querying it.
+
+    It starts when a read model first asks (`snapshot`), so a platform without one pays nothing. An insert
+    is logged only if it added rows: a batch whose dedup token the table already holds adds none, which
+    the table's row count tells. Anything else that may change the table (SQL naming it, rows that do
+    not add up) starts a new epoch, and read models on the old one reload. A restarted store is a new epoch.
+    """
+
+    def __init__(self, warehouse: Warehouse, database: str) -> None:
+        self._warehouse = warehouse
+        self._database = database
+        self._table = f"{database}.{KPI}"
+        self.epoch = uuid.uuid4().hex
+        self.seq = 0
+        self._entries: deque[tuple[int, pa.Table]] = deque()
+        self._rows = 0
+        self._count: int | None = None  # the table's rows when the log last saw it; None: not started
+
+    def _table_rows(self) -> int:
+        return int(self._warehouse.query_rows(f"SELECT count() FROM {self._table}")[0][0])
+
+    def _restart(self) -> None:
+        self.epoch, self._entries, self._rows = uuid.uuid4().hex, deque(), 0
+        self._count = self._table_rows()
+
+    def snapshot(self, tenant: str) -> tuple[str, int, pa.Table]:
+        """One tenant's KPI sums per (window, campaign, source, start) now, and the log position they
+        include (one actor call: no insert lands between the two)."""
+        if self._count is None:
+            self._restart()
+        table = self._warehouse.query_arrow(
+            "SELECT window, campaign_id, source, window_start_ms, sum(impressions) AS impressions, "
+            "sum(clicks) AS clicks, sum(conversions) AS conversions, sum(cost) AS cost, sum(revenue) AS revenue "
+            f"FROM {self._table} WHERE tenant_id = {{tenant:String}} "
+            "GROUP BY window, campaign_id, source, window_start_ms", {"tenant": tenant})
+        return self.epoch, self.seq, table
+
+    def since(self, epoch: str, seq: int) -> tuple[str, int, list[tuple[int, pa.Table]] | None]:
+        """The inserts after `seq` of `epoch`, or None where the caller must reload (another epoch, or
+        entries it needs were dropped)."""
+        if epoch != self.epoch or seq > self.seq:
+            return self.epoch, self.seq, None
+        if seq == self.seq:
+            return self.epoch, seq, []
+        if not self._entries or self._entries[0][0] > seq + 1:
+            return self.epoch, self.seq, None
+        return self.epoch, self.seq, [entry for entry in self._entries if entry[0] > seq]
+
+    def inserted(self, table: str, data: pa.Table) -> None:
+        """After an insert into `table`: log it if it is the KPI table and added its rows."""
+        if self._count is None or split_table(table, self._database) != (self._database, KPI):
+            return
+        count = self._table_rows()
+        if count == self._count:  # deduplicated: the table already held this batch
+            return
+        if count != self._count + data.num_rows:
+            self._restart()
+            return
+        self._count, self.seq = count, self.seq + 1
+        self._entries.append((self.seq, data))
+        self._rows += data.num_rows
+        while self._rows > _KPI_LOG_ROWS and len(self._entries) > 1:
+            self._rows -= self._entries.popleft()[1].num_rows
+
+    def executed(self, sql: str) -> None:
+        """After SQL that may have changed the KPI table (a DELETE, an INSERT ... SELECT, DDL): new epoch."""
+        if self._count is not None and KPI in sql:
+            self._restart()
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -34,9 +111,11 @@ class StoreActor:
 
     def __init__(self, settings: Settings) -> None:
         self._warehouse = open_warehouse(settings, lock_timeout_s=_REOPEN_LOCK_TIMEOUT_S)
+        self._kpi_log = KpiLog(self._warehouse, settings.warehouse.database)
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._warehouse.execute(sql, params)
+        self._kpi_log.executed(sql)
 
     def query_rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
         return self._warehouse.query_rows(sql, params)
@@ -46,6 +125,15 @@ class StoreActor:
 
     def insert_arrow(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
         self._warehouse.insert_arrow(table, data, dedup_token)
+        self._kpi_log.inserted(table, data)
+
+    def kpi_snapshot(self, tenant: str) -> tuple[str, int, pa.Table]:
+        """See `KpiLog.snapshot`."""
+        return self._kpi_log.snapshot(tenant)
+
+    def kpi_since(self, epoch: str, seq: int) -> tuple[str, int, list[tuple[int, pa.Table]] | None]:
+        """See `KpiLog.since`."""
+        return self._kpi_log.since(epoch, seq)
 
     def ping(self) -> dict[str, Any]:
         """Liveness, plus the process id and whether this is a restarted incarnation."""

@@ -1,6 +1,6 @@
 """Query API latency: `campaigns/performance` over HTTP at 10 and 50 concurrent clients, beside chDB direct.
 
-    python -m benchmarks.api [--days 30] [--campaigns 5] [--requests 600] [--seed 7] [--rate 200]
+    python -m benchmarks.api [--days 30] [--campaigns 5] [--requests 600] [--seconds 20] [--seed 7] [--rate 200]
 
 Prints one JSON line. One tenant holds `--days` of 1-minute windows (43,200 per campaign for 30 days)
 for `--campaigns` campaigns, written through the pipeline's table DDL. Each request asks for one seeded
@@ -9,15 +9,18 @@ page), the query a dashboard drilling into an hour makes.
 
 API side: the platform as `mkt-ray up` runs it (`actors.launcher.Platform` with default settings: the
 embedded broker, a local Ray with 2 CPUs, the StoreActor owning chDB, tenant shards, the ingest actor, and
-the query API on Serve, one replica), and `--requests` requests per concurrency level from asyncio clients
-(aiohttp, one connection per client), after a warm-up. It runs twice: idle, then while `mkt-ray up`'s
-synthetic traffic is produced at `--rate` events/s (to this tenant and two others, timestamped now) and
-the pipeline ingests it, measured once two 5-second chunks are applied (past the first batches);
-`pipeline` says how many messages it applied meanwhile and its event-to-KPI latency. Reported:
-requests/s, p50 and p99 latency (wall clock, ms), and the CPU milliseconds per request of this process
-tree, by process (`benchmarks._cpu`: the clients are the `driver`; while ingesting the
-pipeline's CPU is in it too), which stay meaningful when other work shares the machine (its CPU is
-`other_processes_cpu_s`); latencies do not.
+the query API on Serve, one replica serving HTTP itself (direct ingress), its pages from the replica's
+read model of kpi_windows), and per concurrency level `--requests` requests from asyncio clients
+(aiohttp, one connection per client), or more, until `--seconds` have passed, after a warm-up. It runs
+twice: idle, then while `mkt-ray up`'s synthetic traffic is produced at `--rate` events/s (to this
+tenant and two others, timestamped now) and the pipeline ingests it, measured once two 5-second chunks
+are applied (past the first batches); `pipeline` says how many messages it applied meanwhile and its
+event-to-KPI latency. Reported: requests/s, p50 and p99 latency (wall clock, ms), and the CPU
+milliseconds per request of this process tree, by process (`benchmarks._cpu`: the clients are the
+`driver`; while ingesting the pipeline's CPU is in it too), which stay meaningful when other work shares
+the machine (its CPU is `other_processes_cpu_s`); latencies do not. `api_settings` says which serving
+path ran (`direct_ingress`, `read_model_rows`; `MKT_API__DIRECT_INGRESS=false` and
+`MKT_API__READ_MODEL_ROWS=0` run Serve's proxy and SQL per request instead).
 
 Baseline: the same SQL and parameters (`serve_apps._queries.performance_page`) against an in-process chDB
 holding the same rows, one query at a time: no HTTP, no Serve, no Ray hop, no auth, no ingest. The gap
@@ -28,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
+import itertools
 import json
 import random
 import sys
@@ -105,20 +110,21 @@ def _stats(latencies_s: list[float], sampler: CpuSampler, start_s: float, end_s:
             "other_processes_cpu_s": round(machine_s - ours, 2)}
 
 
-async def _client_run(url: str, token: str, spans: list[tuple[int, int]], clients: int) -> list[float]:
-    """Each client sends its next request when the last one is answered. aiohttp rather than httpx: the
-    clients took 1.0 instead of 2.5 CPU ms per request, CPU the server shares on a 2-core machine."""
-    queue: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
-    for span in spans:
-        queue.put_nowait(span)
+async def _client_run(url: str, token: str, spans: list[tuple[int, int]], clients: int,
+                      min_s: float = 0.0) -> list[float]:
+    """Each client sends its next request when the last one is answered, through `spans` and round again
+    until `min_s` seconds have passed. aiohttp rather than httpx: the clients took 1.0 instead of 2.5 CPU
+    ms per request, CPU the server shares on a 2-core machine."""
+    deadline = time.perf_counter() + min_s
+    position = itertools.count()
     latencies: list[float] = []
 
     async def client() -> None:
         connector = aiohttp.TCPConnector(limit=1)
         headers = {"Authorization": f"Bearer {token}"}
         async with aiohttp.ClientSession(url, connector=connector, headers=headers) as http:
-            while not queue.empty():
-                lo, hi = queue.get_nowait()
+            while (n := next(position)) < len(spans) or time.perf_counter() < deadline:
+                lo, hi = spans[n % len(spans)]
                 started = time.perf_counter()
                 params = {"granularity": "1m", "from": _iso(lo), "to": _iso(hi), "limit": "100"}
                 async with http.get(f"/v1/tenants/{TENANT}/campaigns/performance", params=params) as response:
@@ -131,12 +137,12 @@ async def _client_run(url: str, token: str, spans: list[tuple[int, int]], client
     return latencies
 
 
-def _levels(url: str, token: str, spans: list[tuple[int, int]], sampler: CpuSampler) -> dict[str, Any]:
+def _levels(url: str, token: str, spans: list[tuple[int, int]], sampler: CpuSampler, min_s: float) -> dict[str, Any]:
     results = {}
     for clients in LEVELS:
-        _say(f"{len(spans)} requests from {clients} concurrent clients")
+        _say(f"{len(spans)} requests or more, for {min_s:.0f} s at least, from {clients} concurrent clients")
         started = time.time()
-        latencies = asyncio.run(_client_run(url, token, spans, clients))
+        latencies = asyncio.run(_client_run(url, token, spans, clients, min_s))
         results[f"clients_{clients}"] = _stats(latencies, sampler, started, time.time())
     return results
 
@@ -149,7 +155,7 @@ def _ingest_stats(before: dict[str, Any], after: dict[str, Any], seconds: float)
 
 
 def run_api(table: pa.Table, data_dir: Path, spans: list[tuple[int, int]], sampler: CpuSampler,
-            rate: float) -> dict[str, Any]:
+            rate: float, min_s: float) -> dict[str, Any]:
     """The platform as `mkt-ray up` runs it (broker, Ray, store, shards, ingest, the API on Serve), measured
     idle and then while synthetic traffic is produced at `rate` events/s and ingested."""
     import ray
@@ -157,14 +163,14 @@ def run_api(table: pa.Table, data_dir: Path, spans: list[tuple[int, int]], sampl
     from actors.launcher import Platform
     from mkt_ray.cli._up import TRAFFIC_CHUNK_S, synthetic_traffic
 
-    settings = load_settings(data_dir=data_dir / "api").with_tenants([TENANT, *TRAFFIC_TENANTS])
+    settings = load_settings(data_dir=data_dir / "api", serve_port=free_port()).with_tenants([TENANT, *TRAFFIC_TENANTS])
     with Platform(settings, say=_say) as platform:
         ray.get(platform.store.insert_arrow.remote(KPI, table))
         platform.wait_until_assigned()
-        url = platform.start_serve("127.0.0.1", free_port())
+        url = platform.start_serve(settings.serve_host, settings.serve_port)
         token = issue_token(settings.api.secret.get_secret_value(), TENANT, "cmo")
         asyncio.run(_client_run(url, token, spans[:50], 5))  # warm-up: connections, query cache of the parser
-        results: dict[str, Any] = {"idle": _levels(url, token, spans, sampler)}
+        results: dict[str, Any] = {"idle": _levels(url, token, spans, sampler, min_s)}
         _say(f"synthetic traffic at {rate:.0f} events/s for tenants {', '.join([TENANT, *TRAFFIC_TENANTS])}")
         stop = threading.Event()
         traffic_args = argparse.Namespace(rate=rate, max_events=10**9)
@@ -175,7 +181,7 @@ def run_api(table: pa.Table, data_dir: Path, spans: list[tuple[int, int]], sampl
             # steady state: past the first chunks of traffic (first batches, first windows closed)
             platform.wait_until_read(int(rate * 2 * TRAFFIC_CHUNK_S) + 1, timeout_s=120)
             before, started = platform.stats(), time.monotonic()
-            results["ingesting"] = _levels(url, token, spans, sampler)
+            results["ingesting"] = _levels(url, token, spans, sampler, min_s)
             results["ingesting"]["pipeline"] = _ingest_stats(before, platform.stats(), time.monotonic() - started)
         finally:
             stop.set()
@@ -216,16 +222,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--rate", type=float, default=200.0,
                         help="synthetic events/s ingested during the second run (`mkt-ray up --rate`'s default)")
+    parser.add_argument("--seconds", type=float, default=20.0,
+                        help="each concurrency level runs at least this long (the ingesting run spans several batches)")
     args = parser.parse_args(argv)
     table = kpi_rows(args.days, args.campaigns, args.seed)
     spans = hours(args.days, args.requests, args.seed)
     _say(f"{table.num_rows:,} one-minute window rows ({args.days} days x {args.campaigns} campaigns)")
-    with tempfile.TemporaryDirectory(prefix="mkt-bench-api-") as tmp, CpuSampler(None) as sampler:
+    # Ray prints errors its processes report to the driver's stdout (a Serve controller killed at shutdown
+    # says so): stdout carries only the result line
+    with tempfile.TemporaryDirectory(prefix="mkt-bench-api-") as tmp, CpuSampler(None) as sampler, \
+            contextlib.redirect_stdout(sys.stderr):
         _say("baseline: the same query on in-process chDB, one at a time")
         baseline = run_baseline(table, Path(tmp), spans, sampler)
         _say("API: the platform (Ray Serve + StoreActor + pipeline), idle, then ingesting")
-        api = run_api(table, Path(tmp), spans, sampler, args.rate)
+        api = run_api(table, Path(tmp), spans, sampler, args.rate, args.seconds)
+    api_settings = load_settings().api
     print(json.dumps({"benchmark": "api", "tenant_windows_1m": args.days * 1440, "campaigns": args.campaigns,
+                      "api_settings": {"direct_ingress": api_settings.direct_ingress,
+                                       "read_model_rows": api_settings.read_model_rows,
+                                       "read_model_staleness_ms": api_settings.read_model_staleness_ms},
                       "rows": table.num_rows, "query": "campaigns/performance granularity=1m, one hour, limit=100",
                       "api": api, "baseline_chdb_direct": baseline}), flush=True)
     return 0

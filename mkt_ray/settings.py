@@ -257,6 +257,14 @@ class ApiSettings(_Frozen):
     max_ongoing_requests: int = Field(128, ge=1)
     max_queued_requests: int = Field(256, ge=1)  # beyond this Serve answers 503 at once
     max_page_size: int = Field(1000, ge=1)  # largest `limit` a list endpoint accepts
+    # campaigns/performance from each replica's read model of kpi_windows (serve_apps/_read_model.py) on
+    # the embedded warehouse: at most this many window rows per replica (0: always SQL), at most this old
+    read_model_rows: int = Field(2_000_000, ge=0)
+    read_model_staleness_ms: int = Field(100, ge=0)
+    # on a local Ray the platform starts, one replica serves HTTP on serve_host:serve_port itself (Ray
+    # Serve's direct ingress) instead of behind Serve's proxy: one process and one Ray call fewer per
+    # request, about 6 of 24 CPU ms (benchmarks/api.py); a cluster (ray_address) keeps Serve's proxies
+    direct_ingress: bool = True
 
     @field_validator("secret")
     @classmethod

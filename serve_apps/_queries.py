@@ -138,14 +138,17 @@ def _performance_sql(reader: TenantReader, q: PerformanceQuery, after: bool) -> 
 
 async def performance_page(reader: TenantReader, q: PerformanceQuery, cursor: str | None) -> tuple[pa.Table, str | None]:
     """One page of window totals (raw Arrow, columns as in `_performance_sql`) and the next page's cursor."""
-    params: dict[str, Any] = {**q.span.params(), "window": WINDOWS[q.granularity], "limit": q.limit + 1}
-    if q.campaign_id is not None:
-        params["campaign_id"] = q.campaign_id
-    if q.source is not None:
-        params["source"] = q.source
-    if cursor is not None:
-        params.update(zip(("c0", "c1", "c2", "c3"), decode_cursor(cursor, q.sort), strict=True))
-    table = await reader.query(_performance_sql(reader, q, cursor is not None), params)
+    after = None if cursor is None else decode_cursor(cursor, q.sort)
+    table = await reader.performance_from_memory(q, after, q.limit + 1)
+    if table is None:
+        params: dict[str, Any] = {**q.span.params(), "window": WINDOWS[q.granularity], "limit": q.limit + 1}
+        if q.campaign_id is not None:
+            params["campaign_id"] = q.campaign_id
+        if q.source is not None:
+            params["source"] = q.source
+        if after is not None:
+            params.update(zip(("c0", "c1", "c2", "c3"), after, strict=True))
+        table = await reader.query(_performance_sql(reader, q, after is not None), params)
     if table.num_rows <= q.limit:
         return table, None
     table = table.slice(0, q.limit)

@@ -14,12 +14,16 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 import ray
 
 from mkt_ray.warehouse import Warehouse, quote_identifier
+
+if TYPE_CHECKING:
+    from serve_apps._queries import PerformanceQuery
+    from serve_apps._read_model import KpiReadModel
 
 _TENANT_FILTER = re.compile(r"\btenant_id\s*=\s*\{tenant:String\}")
 
@@ -40,9 +44,13 @@ class StoreActorRunner:
         self._handle: Any = None
 
     async def query_arrow(self, sql: str, params: Mapping[str, Any]) -> pa.Table:
+        return await self.call("query_arrow", sql, dict(params))
+
+    async def call(self, method: str, *args: Any) -> Any:
+        """Any of the store actor's methods (the read model's `kpi_snapshot` and `kpi_since`)."""
         if self._handle is None:
             self._handle = ray.get_actor(self.store_name, namespace=self.namespace)
-        return await self._handle.query_arrow.remote(sql, dict(params))
+        return await getattr(self._handle, method).remote(*args)
 
 
 class WarehouseRunner:
@@ -59,10 +67,18 @@ class WarehouseRunner:
 class TenantReader:
     """Reads one tenant's rows: `query` runs only SQL scoped by `tenant_id = {tenant:String}`."""
 
-    def __init__(self, runner: QueryRunner, database: str, tenant: str) -> None:
+    def __init__(self, runner: QueryRunner, database: str, tenant: str, kpis: KpiReadModel | None = None) -> None:
         self.runner = runner
         self.tenant = tenant
         self._database = quote_identifier(database)
+        self._kpis = kpis
+
+    async def performance_from_memory(self, q: PerformanceQuery, after: tuple[float, str, str, int] | None,
+                                      limit: int) -> pa.Table | None:
+        """This tenant's performance page from the replica's read model, or None where SQL must answer."""
+        if self._kpis is None:
+            return None
+        return await self._kpis.performance(self.tenant, q, after, limit)
 
     def table(self, name: str) -> str:
         """The quoted, database-qualified name of one of the platform's tables."""

@@ -25,6 +25,7 @@ from mkt_ray.observability import record_api_latency, span
 from mkt_ray.settings import Settings, load_settings
 from serve_apps import _queries as q
 from serve_apps._export import DATASETS, FORMATS, SCHEMAS, dataset_pages, export_stream
+from serve_apps._read_model import KpiReadModel
 from serve_apps._scope import QueryRunner, StoreActorRunner, TenantReader, WarehouseRunner
 from serve_apps.auth import Principal, authorize, install_auth, require
 from serve_apps.collector import router as collector_router
@@ -49,7 +50,7 @@ Aggregates = Annotated[Principal, Depends(require("aggregates"))]
 def reader(request: Request, principal: Principal) -> TenantReader:
     """The storage-side scope of this request: the principal's tenant, never a request parameter."""
     state = request.app.state
-    return TenantReader(state.runner, state.settings.warehouse.database, principal.tenant)
+    return TenantReader(state.runner, state.settings.warehouse.database, principal.tenant, state.kpis)
 
 
 def _limit(request: Request, limit: int) -> int:
@@ -195,6 +196,9 @@ def configure(app: FastAPI, settings: Settings, runner: QueryRunner) -> None:
         log.warning("API tokens are signed with the DEVELOPMENT secret (set api.secret / MKT_API__SECRET)")
     app.state.settings = settings
     app.state.runner = runner
+    # the embedded warehouse is a Ray call away: performance pages come from a read model of kpi_windows
+    app.state.kpis = (KpiReadModel(runner.call, settings.api.read_model_staleness_ms, settings.api.read_model_rows)
+                      if isinstance(runner, StoreActorRunner) and settings.api.read_model_rows > 0 else None)
     install_auth(app, settings.api.secret.get_secret_value())
 
 

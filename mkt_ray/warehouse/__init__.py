@@ -11,7 +11,7 @@ from mkt_ray.warehouse._chdb import ChdbWarehouse
 from mkt_ray.warehouse._clickhouse import ClickHouseWarehouse
 from mkt_ray.warehouse._open import ensure_schema, open_warehouse
 from mkt_ray.warehouse._protocol import Warehouse
-from mkt_ray.warehouse._sql import encode_params, quote_identifier, quote_literal
+from mkt_ray.warehouse._sql import encode_params, quote_identifier, quote_literal, split_table
 
 __all__ = [
     "ChdbWarehouse",
@@ -22,4 +22,5 @@ __all__ = [
     "open_warehouse",
     "quote_identifier",
     "quote_literal",
+    "split_table",
 ]

@@ -9,7 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+
+from mkt_ray.cli._up import DEMO_TENANTS
+from mkt_ray.embedded import free_port
+from mkt_ray.settings import DEV_API_SECRET
+from serve_apps.auth import issue_token
 
 pytestmark = pytest.mark.platform
 
@@ -56,13 +62,30 @@ def _read_until(stream, marker: str, timeout: float) -> str:
     raise AssertionError(f"{marker!r} not seen within {timeout} s; output:\n{''.join(seen)}")
 
 
-def _start_up(tmp_path: Path, rate: int, status_every: int) -> subprocess.Popen:
-    """`mkt-ray up` in its own data folder, stderr captured as text."""
+def _start_up(tmp_path: Path, rate: int, status_every: int, port: int) -> subprocess.Popen:
+    """`mkt-ray up` in its own data folder, the API on `port`, stderr captured as text."""
     return subprocess.Popen(
         [sys.executable, "-m", "mkt_ray", "up", "--rate", str(rate), "--status-every", str(status_every)],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-        env={**os.environ, "MKT_DATA_DIR": str(tmp_path / "data")},
+        env={**os.environ, "MKT_DATA_DIR": str(tmp_path / "data"), "MKT_SERVE_PORT": str(port)},
     )
+
+
+def _listener(port: int) -> str:
+    """The command line of the process listening on 127.0.0.1:`port` (from /proc/net/tcp and fd links)."""
+    wanted = f"0100007F:{port:04X}"
+    inodes = {fields[9] for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+              if (fields := line.split())[1] == wanted and fields[3] == "0A"}  # 0A: LISTEN
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            links = {os.readlink(fd) for fd in (entry / "fd").iterdir()}
+            if any(f"socket:[{inode}]" in links for inode in inodes):
+                return (entry / "cmdline").read_text(errors="replace").replace("\0", " ")
+        except OSError:
+            continue
+    return ""
 
 
 def _wait_all_gone(pids: set[int], timeout_s: float) -> list[int]:
@@ -73,12 +96,22 @@ def _wait_all_gone(pids: set[int], timeout_s: float) -> list[int]:
 
 
 def test_up_runs_traffic_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
-    proc = _start_up(tmp_path, rate=400, status_every=2)
+    port = free_port()
+    proc = _start_up(tmp_path, rate=400, status_every=2, port=port)
     try:
         banner = _read_until(proc.stderr, "Ctrl-C stops everything", timeout=120)
         assert "Kafka bootstrap" in banner and "warehouse (chDB)" in banner and "raw Parquet" in banner
+        assert f"http://127.0.0.1:{port}/docs" in banner
         status = _read_until(proc.stderr, "valid", timeout=60)
         assert "read" in status
+        # the API replica itself answers on the port (Serve's direct ingress), not Serve's proxy
+        assert "ServeReplica:mkt-api:QueryApi" in _listener(port)
+        token = issue_token(DEV_API_SECRET, DEMO_TENANTS[0], "cmo")
+        answer = httpx.get(f"http://127.0.0.1:{port}/v1/tenants/{DEMO_TENANTS[0]}/campaigns/performance",
+                           headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert answer.status_code == 200 and "items" in answer.json()
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/tenants/{DEMO_TENANTS[0]}/campaigns/performance",
+                         timeout=30).status_code == 401
         started = _descendants(proc.pid)
         assert any("tansu" in Path(f"/proc/{p}/cmdline").read_text(errors="replace") for p in started if _alive(p))
         proc.send_signal(signal.SIGINT)
@@ -92,7 +125,7 @@ def test_up_runs_traffic_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> Non
 
 
 def test_a_killed_platform_leaves_nothing_behind(tmp_path: Path) -> None:
-    proc = _start_up(tmp_path, rate=100, status_every=60)
+    proc = _start_up(tmp_path, rate=100, status_every=60, port=free_port())
     try:
         _read_until(proc.stderr, "Ctrl-C stops everything", timeout=120)
         time.sleep(2)  # let the watchdog see the agents Ray starts last
