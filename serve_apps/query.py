@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from ray import serve
 
+from actors.deletion import deletion_actor_name
 from mkt_ray.attribution import ONLINE_MODELS
 from mkt_ray.errors import ConfigError
 from mkt_ray.observability import record_api_latency, span
@@ -207,6 +208,8 @@ def configured_api(settings: Settings | None, store: tuple[str, str | None] | No
     pickles by value, refers to the app only through this module)."""
     settings = settings or load_settings()
     configure(api, settings, default_runner(settings, store))
+    # deletions go to the platform's DeletionActor, named after its store actor, whichever backend reads
+    api.state.deletion = None if store is None else (deletion_actor_name(store[0]), store[1])
     return api
 
 

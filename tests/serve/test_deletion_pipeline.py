@@ -9,11 +9,14 @@ import shutil
 import pyarrow.compute as pc
 import pytest
 import ray
+from pydantic import SecretStr
 
 from actors.launcher import Platform
 from mkt_ray.kafka import produce_lines, topic_end_offsets
 from mkt_ray.pipeline import tenant_key
 from mkt_ray.rawstore import read_raw
+from mkt_ray.settings import WarehouseSettings
+from mkt_ray.warehouse.http_endpoint import EndpointProcess
 from tests.serve._platform_api import event, lines, metric_totals, platform_api, platform_settings, wait_for
 
 pytestmark = pytest.mark.platform
@@ -96,3 +99,29 @@ def test_forget_removes_the_person_everywhere_and_replays_keep_it_out(broker, se
         bob = platform.query(f"SELECT count(DISTINCT conversion_id) FROM {replay.warehouse.database}."
                              "attribution_credits FINAL WHERE tenant_id = 'acme' AND person = 'user_id:bob'")[0][0]
         assert bob == 2  # the pipeline kept attributing everyone else
+
+
+def test_forget_on_a_clickhouse_server_backend(broker, serve_api, tmp_path) -> None:
+    """With a ClickHouse server the API's replica reads the server itself; a DELETE still reaches the
+    platform's deletion actor and empties the person's warehouse, raw and engine tiers."""
+    settings = platform_settings(broker.bootstrap, tmp_path / "data", ["acme", "globex"])
+    valid, messages = _events()
+    with EndpointProcess(tmp_path / "clickhouse") as endpoint:
+        settings = settings.model_copy(update={
+            "warehouse": WarehouseSettings(backend="clickhouse", url=endpoint.url),
+            "api": settings.api.model_copy(update={"secret": SecretStr("a-test-secret-" + "x" * 32)})})
+        with platform_api(settings, serve_api.url) as api:
+            platform = api.platform
+            produce_lines(platform.kafka_conf, settings.kafka.topic_events, messages, tenant_key)
+            api.wait_until_applied()
+            before = _tiers(platform, settings.raw_uri)
+            assert before == {"attribution": 14, "quarantine": 1, "raw": 4, "engine": 2}
+            kpis = platform.kpi_totals()
+            answer = api.request("DELETE", "/v1/tenants/acme/persons/anonymous_id:anon-a", role="admin")
+            assert answer.status_code == 202, answer.text
+            request_id = answer.json()["request_id"]
+            status = wait_for(lambda: (s := api.request("GET", f"/v1/tenants/acme/deletions/{request_id}",
+                                                         role="admin").json())["status"] in ("done", "failed") and s)
+            assert status["status"] == "done", status
+            assert _tiers(platform, settings.raw_uri) == {"attribution": 0, "quarantine": 0, "raw": 0, "engine": 0}
+            assert platform.kpi_totals() == kpis == metric_totals(valid)
