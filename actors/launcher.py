@@ -8,6 +8,7 @@ whatever ends the block: an exception, Ctrl-C or SIGTERM (the CLI turns SIGTERM 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 import uuid
@@ -30,6 +31,18 @@ from mkt_ray.settings import Settings
 
 def _say(message: str) -> None:
     print(f"mkt-ray: {message}", file=sys.stderr, flush=True)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """MktRayError, saying what to change, if the API cannot listen on host:port (Serve itself would only
+    report that the deployment failed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise MktRayError(f"cannot serve the API on {host}:{port} ({exc.strerror}): stop what listens there, "
+                              "or choose another port (serve_port, MKT_SERVE_PORT)") from None
 
 
 def _direct_ingress_env(port: int) -> dict[str, str]:
@@ -116,6 +129,7 @@ class Platform:
 
         from serve_apps.query import build_app
 
+        check_port_free(host, port)
         direct = self._direct_ingress and port == self.settings.serve_port
         # with direct ingress the replica listens on `port` and Serve's own proxy takes a spare one
         serve.start(http_options={"host": host, "port": free_port() if direct else port})

@@ -26,11 +26,12 @@ def _say(message: str) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from actors.launcher import Platform
+    from actors.launcher import Platform, check_port_free
 
     settings = load_settings(args.config)
     tenants = args.tenants or list(settings.tenants) or DEMO_TENANTS
     settings = settings.with_tenants(tenants)
+    check_port_free(settings.serve_host, settings.serve_port)  # before minutes of start-up, not after
     stop = threading.Event()
     with Platform(settings, dashboard=True) as platform:
         platform.wait_until_assigned()

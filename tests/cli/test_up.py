@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -138,3 +139,15 @@ def test_a_killed_platform_leaves_nothing_behind(tmp_path: Path) -> None:
             proc.kill()
     left = _wait_all_gone(started, 30)
     assert [Path(f"/proc/{p}/cmdline").read_text(errors="replace")[:80] for p in left] == []
+
+
+def test_a_taken_api_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = _start_up(tmp_path, rate=100, status_every=60, port=port)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert f"cannot serve the API on 127.0.0.1:{port}" in err and "MKT_SERVE_PORT" in err
+    assert "broker" not in err  # refused before the platform started
