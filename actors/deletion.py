@@ -92,6 +92,13 @@ class DeletionActor:
         rows = table.to_pylist()
         return rows[0] if rows else None
 
+    def person(self, tenant: str, identity: str) -> list[str]:
+        """Every identity node of the person `identity` names, as a deletion would find them in the ingest
+        members' identity graphs (the query API's `journeys/{identity}` reads the person's credits with them)."""
+        nodes = identity_nodes(identity)
+        linked = ray.get([member.person.remote(tenant, nodes) for member in self._ingest()])
+        return sorted({identity, *nodes}.union(*linked))
+
     def _run(self, progress: Progress, identity: str) -> None:
         progress.status = "running"
         self._record(progress)

@@ -5,21 +5,28 @@ write valid events to the raw archive, rejects to the quarantine topic and table
 window rows to the warehouse in one insert. That insert is the commit point: its rows carry the
 partition and offset range they cover (the ledger), and one insert is applied all or nothing.
 
+Two stages, one batch apart: the member thread consumes and decodes batch N+1 (CPU in this process)
+while a writer thread applies batch N (mostly waiting on the shards, the store and the Parquet
+writer), so both cores stay busy. Decoding changes only in-memory state; nothing of batch N+1 is
+written before batch N is committed, and a decoder checkpoint taken ahead of the ledger is never
+loaded (restore takes the newest one at or before it).
+
 Taking over a partition (house-style rebalance roles): assign = restore. The member reads the ledger
 (L = highest applied offset), removes raw files an unfinished batch left after L, loads the newest
 decoder checkpoint at or before L, and consumes from just after the checkpoint: offsets up to L are
-decoded again only to rebuild the decoder's state, later ones are applied. Revoke: nothing is pending,
-every batch is committed before the next poll. Lost: drop without committing.
+decoded again only to rebuild the decoder's state, later ones are applied. Revoke: the batch in the
+writer is committed first, then nothing is pending. Lost: drop without committing.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from operator import itemgetter
@@ -49,11 +56,12 @@ from mkt_ray.pipeline import (
     load_checkpoint,
     process_batch,
     save_checkpoint,
-    split_by_shard,
+    shard_tables,
+    tenant_partitions,
 )
 from mkt_ray.pipeline._tables import ALERTS, LATE
 from mkt_ray.rawstore import (
-    archive_events,
+    archive_table,
     forgotten_raw,
     forgotten_rows,
     identity_hash,
@@ -67,8 +75,6 @@ from mkt_ray.settings import Settings
 
 log = logging.getLogger("mkt_ray.ingest")
 _LATENCY_SAMPLES = 200_000
-WINDOW_COLUMNS = ("partition", "tenant_id", "campaign_id", "source", "ts_ms", "impressions", "clicks", "conversions",
-                  "cost", "revenue")
 
 
 @ray.remote(num_cpus=0.2, max_concurrency=4, max_restarts=-1)
@@ -90,7 +96,7 @@ class IngestActor:
         self._counts = BatchCounts()
         self._tombstones = load_tombstones(settings.raw_uri)  # forgotten identities (hashed), per tenant
         self._seen_through: dict[int, int] = {}  # partition -> last offset its state includes
-        self._lock = threading.Lock()  # a batch and a forget request never interleave
+        self._lock = threading.Lock()  # a batch (decode to hand-over) and a forget request never interleave
         self._observer = BatchObserver(settings, member)  # metrics, late data, SLO alerts
         self._raw_key = raw_key(settings.raw_store)  # None: the raw archive is not encrypted
         self._phase_s: Counter = Counter()  # seconds spent per phase of applying batches
@@ -101,6 +107,8 @@ class IngestActor:
         self._error: str | None = None
         self._closing: list = []  # the shards' window-closing calls of the last batch
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"archive-{member}")
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"apply-{member}")
+        self._applying: Future | None = None  # the writer's batch; its result() raises what failed there
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"ingest-{member}", daemon=True)
         self._thread.start()
@@ -130,6 +138,7 @@ class IngestActor:
         kafka, pipeline = self._settings.kafka, self._settings.pipeline
         try:
             warm_up()  # attribution kernels compiled before joining the group: no event waits for numba
+            gc.freeze()  # modules, Ray and the kernels live as long as the process: no collection walks them again
             self._consumer.subscribe([kafka.topic_events], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                      on_lost=self._on_lost)
             while not self._stop.is_set():
@@ -137,16 +146,31 @@ class IngestActor:
                 messages = self._consumer.consume(pipeline.batch_size, pipeline.poll_timeout_s)
                 if messages:
                     with self._lock:
-                        self._apply([m for m in messages if not _skippable(m)])
+                        self._apply(_valid(messages))
+                elif self._applying is not None and self._applying.done():
+                    self._applying.result()  # a failed write stops the loop even while no message comes
         except Exception as exc:  # a bug or a broken dependency: surface it through stats()
             self._error = f"{type(exc).__name__}: {exc}"
             log.exception("ingest member %s stopped", self._member)
         finally:
+            try:
+                self._applied_all()  # the batch in the writer commits through the consumer: before closing it
+            except Exception as exc:
+                self._error = self._error or f"{type(exc).__name__}: {exc}"
+                log.exception("ingest member %s: last batch failed", self._member)
             self._consumer.close()
             self._producer.flush(10)
+            self._writer.shutdown(wait=True)
             self._pool.shutdown(wait=True)
 
+    def _applied_all(self) -> None:
+        """Wait until the writer has applied and committed its batch; raises what failed there."""
+        if self._applying is not None:
+            self._applying.result()
+
     def _apply(self, messages: list) -> None:
+        """Decode a batch (member thread, holding the lock), then hand it to the writer once the previous
+        batch is committed."""
         if not messages:
             return
         now_ms = int(time.time() * 1000)
@@ -163,12 +187,26 @@ class IngestActor:
                                 attribute=self._attribute if self._settings.pipeline.attribution else None)
         for partition in np.unique(partitions).tolist():
             self._seen_through[partition] = int(offsets[partitions == partition].max())
+        # late rows need the watermarks before this batch, which `taken` recorded: before the next one
+        late = self._observer.late_rows(out, now_ms) if out.ranges else None
+        with self._timed("checkpoint"):  # the state as of this batch; loaded only once the ledger reaches it
+            self._checkpoint_due(out.ranges)
+        with self._timed("wait_for_writer"):
+            self._applied_all()
+        self._applying = self._writer.submit(self._commit, out, now_ms, late)
+
+    def _commit(self, out: BatchOutput, now_ms: int, late: pa.Table | None) -> None:
+        """Writer thread: apply a decoded batch, commit its offsets, start the shards' close pass."""
         if out.ranges:
-            seen = self._write(out, now_ms)
+            seen = self._write(out, now_ms, late)
             topic = self._settings.kafka.topic_events
             with self._timed("commit"):
-                self._consumer.commit(offsets=[ck.TopicPartition(topic, p, last + 1) for p, (_, last) in out.ranges.items()],
-                                      asynchronous=False)
+                try:
+                    self._consumer.commit(offsets=[ck.TopicPartition(topic, p, last + 1)
+                                                   for p, (_, last) in out.ranges.items()], asynchronous=False)
+                except ck.KafkaException as exc:  # e.g. the partitions were lost meanwhile; a new owner resumes
+                    # from the ledger (the KPI insert above), not from Kafka's committed offsets
+                    log.warning("ingest member %s: offsets not committed to Kafka: %s", self._member, exc)
             # pipelined: the pass runs while the next batch is consumed and decoded; it must finish before
             # that batch's KPI insert (see _write), so a closed window's totals never include later batches
             self._closing = [shard.close.remote(out.watermarks, now_ms, seen.get(i, {}))
@@ -185,7 +223,6 @@ class IngestActor:
             for key, value in alert_messages(alerts):
                 self._producer.produce(self._settings.kafka.topic_alerts, value, key=key)
             self._producer.flush(30)
-        self._checkpoint_due(out.ranges)
 
     def _attribute(self, partition: int, events: EventColumns, applied: int) -> pa.Table:
         forgotten = forgotten_rows(events["tenant_id"], events, self._tombstones)
@@ -199,6 +236,7 @@ class IngestActor:
         person from every held partition's engine, rewrite those partitions' checkpoints (older ones still
         hold the person); the identity nodes the engines removed (the person's linked ids)."""
         with self._lock:
+            self._applied_all()  # the person's rows of the batch in the writer are written before this returns
             removed: set[str] = set()
             for partition, state in list(self._states.items()):
                 engine = state.attribution.get(tenant)
@@ -218,6 +256,13 @@ class IngestActor:
             engines = [s.attribution[tenant] for s in self._states.values() if tenant in s.attribution]
             return sum(node in engine.graph for engine in engines for node in nodes)
 
+    def person(self, tenant: str, nodes: list[str]) -> list[str]:
+        """Every identity node linked to any of `nodes` in the identity graphs of this member's partitions."""
+        with self._lock:
+            engines = [s.attribution[tenant] for s in self._states.values() if tenant in s.attribution]
+            return sorted({name for engine in engines for node in nodes
+                           for name in engine.graph.names_of(engine.graph.person_slots(node))})
+
     def _decoder_for(self, partition: int) -> BatchDecoder:
         if partition not in self._decoders:  # a partition assigned without restore (should not happen)
             self._states[partition] = PartitionState()
@@ -227,22 +272,21 @@ class IngestActor:
     def _window_rows(self, out: BatchOutput, now_ms: int) -> tuple[list, dict[int, dict[str, int]]]:
         """Ask each tenant shard for the window rows of its slice (only the columns windows need); also
         each shard's tenants in this batch with their partition, which its close pass needs."""
-        slim = EventColumns({name: out.kpi_events[name] for name in WINDOW_COLUMNS})
-        slices = split_by_shard(slim, len(self._shards))
-        seen = {s: dict(zip(part["tenant_id"].tolist(), part["partition"].tolist(), strict=True))
-                for s, part in slices.items()}
+        slices = shard_tables(out.kpi_events, len(self._shards))
+        seen = {s: tenant_partitions(part) for s, part in slices.items()}
         return [self._shards[s].window_rows.remote(part, out.ranges, now_ms) for s, part in slices.items()], seen
 
     def _archive(self, out: BatchOutput) -> None:
         started = time.perf_counter()
+        events = out.events
+        kept = ~forgotten_rows(events["tenant_id"], events, self._tombstones)
+        table = events.to_arrow()  # once: each slice is an Arrow filter, not a copy of every text column
         for partition, (first, last) in out.ranges.items():
-            rows = (out.events["partition"] == partition) & ~forgotten_rows(out.events["tenant_id"], out.events,
-                                                                            self._tombstones)
-            archive_events(out.events.take(rows), self._settings.raw_uri,
-                           slice_name(partition, first, last), key=self._raw_key)
+            rows = pa.array((events["partition"] == partition) & kept)
+            archive_table(table.filter(rows), self._settings.raw_uri, slice_name(partition, first, last), key=self._raw_key)
         self._phase_s["raw_archive (overlapped)"] += time.perf_counter() - started
 
-    def _write(self, out: BatchOutput, now_ms: int) -> dict[int, dict[str, int]]:
+    def _write(self, out: BatchOutput, now_ms: int, late: pa.Table) -> dict[int, dict[str, int]]:
         """Raw archive, quarantine (topic, then table), then the KPI rows: the last write is the commit point.
 
         The Parquet writes (which release the GIL) run in a thread while the shards compute window rows
@@ -264,7 +308,6 @@ class IngestActor:
         if out.credit_rows is not None and out.credit_rows.num_rows:
             with self._timed("attribution_insert"):  # keyed rows: a replay replaces them
                 ray.get(self._store.insert_arrow.remote(ATTRIBUTION, out.credit_rows))
-        late = self._observer.late_rows(out, now_ms)
         if late.num_rows:  # keyed by batch slice: a replayed batch replaces its rows
             ray.get(self._store.insert_arrow.remote(LATE, late))
         with self._timed("kpi_insert"):
@@ -309,6 +352,7 @@ class IngestActor:
                 self._checkpointed_at[partition] = time.monotonic()
 
     def _on_assign(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
+        self._applied_all()  # the ledger read below includes every batch this member decoded
         db = self._settings.warehouse.database
         ledger = dict(ray.get(self._store.query_rows.remote(
             f"SELECT partition, max(last_offset) FROM {db}.{KPI} GROUP BY partition")))
@@ -326,7 +370,8 @@ class IngestActor:
         consumer.assign(partitions)
 
     def _on_revoke(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
-        for tp in partitions:  # every batch was committed already; forget the state, the next owner restores
+        self._applied_all()  # commit the batch in the writer while the partitions are still this member's
+        for tp in partitions:  # every batch is committed now; forget the state, the next owner restores
             self._decoders.pop(tp.partition, None)
             self._states.pop(tp.partition, None)
             self._applied.pop(tp.partition, None)
@@ -334,6 +379,14 @@ class IngestActor:
     def _on_lost(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
         log.warning("ingest member %s lost %d partitions; nothing committed for them", self._member, len(partitions))
         self._on_revoke(consumer, partitions)
+
+
+def _valid(messages: list) -> list:
+    """The messages that carry data: errors are checked by a C-level map, and only where one is set does
+    a message get a Python call (`_skippable`)."""
+    if list(map(ck.Message.error, messages)).count(None) == len(messages):
+        return messages
+    return [m for m in messages if not _skippable(m)]
 
 
 def _skippable(message: Any) -> bool:

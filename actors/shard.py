@@ -22,14 +22,14 @@ from typing import Any
 import confluent_kafka as ck  # through the module: see actors/ingest.py
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import ray
 
-from mkt_ray.contract import EventColumns
 from mkt_ray.errors import BrokerError
 from mkt_ray.kafka import producer_config
 from mkt_ray.kernels import WINDOW_KINDS
-from mkt_ray.pipeline import KPI, LEDGER_WINDOW, kpi_window_rows, shard_for
-from mkt_ray.pipeline._closing import ClosedWindow, alert_table, closed_windows, closing_query, signal_table
+from mkt_ray.pipeline import KPI, LEDGER_WINDOW, kpi_window_rows, shard_events, shard_for
+from mkt_ray.pipeline._closing import alert_table, closed_windows, closing_query, signal_table
 from mkt_ray.pipeline._kpi_rows import warm_up
 from mkt_ray.pipeline._tables import ALERTS, HORIZONS, SIGNALS
 from mkt_ray.settings import Settings
@@ -52,9 +52,10 @@ class TenantShard:
         warm_up()  # load the window kernels now, not in the first batch's window_rows call
 
     @ray.method(concurrency_group="rows")
-    def window_rows(self, events: EventColumns, ranges: dict[int, tuple[int, int]], applied_ms: int) -> pa.Table:
-        """KPI rows of every window kind for this shard's slice of a batch (the ingest member adds the ledger)."""
-        return kpi_window_rows(events, ranges, applied_ms, ledger=False)
+    def window_rows(self, events: pa.Table, ranges: dict[int, tuple[int, int]], applied_ms: int) -> pa.Table:
+        """KPI rows of every window kind for this shard's slice of a batch (`shard_tables`; the ingest
+        member adds the ledger)."""
+        return kpi_window_rows(shard_events(events), ranges, applied_ms, ledger=False)
 
     @ray.method(concurrency_group="close")
     def close(self, watermarks: dict[int, int], now_ms: int, seen: dict[str, int] | None = None) -> dict[str, int]:
@@ -74,8 +75,9 @@ class TenantShard:
             return dict(self._closed)
         sql, params = closing_query(self._db, spans)
         windows = closed_windows(ray.get(self._store.query_rows.remote(sql, params)))
-        alerts = [alert_table([w for w in windows if w.tenant_id == t], self._settings.tenants[t].thresholds, now_ms)
-                  for t in sorted({w.tenant_id for w in windows})]
+        tenants = windows["tenant_id"]
+        alerts = [alert_table(windows.filter(pc.equal(tenants, t)), self._settings.tenants[t].thresholds, now_ms)
+                  for t in sorted(set(tenants.to_pylist()))]
         self._publish(windows, pa.concat_tables(alerts) if alerts else None, now_ms)
         advanced = [{"tenant_id": t, "window": w, "horizon_ms": h} for t, w, _, h in spans]
         ray.get(self._store.insert_arrow.remote(HORIZONS, pa.Table.from_pylist(advanced)))
@@ -85,7 +87,7 @@ class TenantShard:
     def stats(self) -> dict[str, Any]:
         return {"index": self._index, "tenants": sorted(self._partition_of), **self._closed}
 
-    def _publish(self, windows: list[ClosedWindow], alerts: pa.Table | None, now_ms: int) -> None:
+    def _publish(self, windows: pa.Table, alerts: pa.Table | None, now_ms: int) -> None:
         signals = signal_table(windows, now_ms)
         if signals.num_rows:
             ray.get(self._store.insert_arrow.remote(SIGNALS, signals))
@@ -94,7 +96,7 @@ class TenantShard:
             ray.get(self._store.insert_arrow.remote(ALERTS, alerts))
             self._send(self._settings.kafka.topic_alerts, alerts)
         quality = sum(1 for kind in signals.column("kind").to_pylist() if kind == "quality")
-        self._closed["windows"] += len(windows)
+        self._closed["windows"] += windows.num_rows
         self._closed["quality"] += quality
         self._closed["alerts"] += alerts.num_rows if alerts is not None else 0
 

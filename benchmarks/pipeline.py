@@ -1,7 +1,7 @@
 """The whole pipeline (Kafka -> ingest actors -> KPI windows in the warehouse) against Quix Streams, side by side.
 
     python -m benchmarks.pipeline [--events 1000000] [--tenants 8] [--seed 7] [--ingest-actors 2] [--partitions 12]
-        [--shards 2] [--batch-size 50000] [--no-attribution] [--skip-quix]
+        [--shards 2] [--batch-size 100000] [--no-attribution] [--skip-quix]
 
 Prints one JSON line on stdout (progress goes to stderr). One embedded broker serves the whole run. The
 seeded workload (no invalid events, no duplicates, so both sides sum exactly the same events) is produced
@@ -22,20 +22,24 @@ What is measured, for mkt-ray:
   is preloaded, so it includes the time events waited in Kafka for the platform to start and for the
   backlog ahead of them: it describes draining a backlog, not steady-state latency.
 - `members`: each ingest member's partitions and messages; `member_phase_s`: the members' wall seconds
-  per phase of applying batches (decode, window rows on the shards, raw archive, KPI insert, commit,
-  window closing), summed over members; `member_phase_cpu_s`: the member threads' CPU seconds in those
-  phases (Arrow's own threads, e.g. the Parquet writer's, are in `cpu_s_by_process` only).
+  per phase, summed over members: in the member thread decode (with attribution), checkpoint and
+  wait_for_writer (the previous batch not yet committed); in the writer thread window rows on the
+  shards, raw archive, attribution and KPI inserts, commit, window closing; `member_phase_cpu_s`: the
+  CPU seconds of the thread that ran each phase (Arrow's own threads, e.g. the Parquet writer's, are in
+  `cpu_s_by_process` only).
 - `where_time_goes`: the CPU per event of one batch's steps run in this process (decode, KPI rows,
-  pickling the events for a shard, raw Parquet archive), beside the platform's CPU per event.
+  the hop to the shards, raw Parquet archive), beside the platform's CPU per event.
 - `other_processes_cpu_s` (both sides): CPU used meanwhile by processes outside the run; well above 0
   means the machine was shared and the rates are low.
 Quix's `cpu_s` is sampled the same way over its processing span; `cpu_s_incl_startup` is its whole run.
 
-Platform shape: 2 ingest members, 2 shards, 50k-message batches (per-batch costs, the raw archive's
-files above all, shrink per event as batches grow: Parquet files are one per tenant, date and event type
-of a batch slice), and 12 partitions: Kafka places a key by CRC-32 of the key modulo the partition count,
-and the 8 tenants' keys on 4 partitions put 73% of the events on one partition (one member does 80% of
-the work), on 12 the two members get 56% and 44% (`partition_events`, `members` show the split).
+Platform shape: 2 ingest members, 2 shards, batches of up to 100k messages (per-batch costs shrink per
+event as batches grow: the raw archive writes one Parquet file per tenant, date and event type of a batch
+slice, at ~1 ms a file; a batch's KPI rows, store inserts and close pass scale with its windows, not its
+events; a batch of 100k events is a second or two of work, a shape for draining a backlog, not for low
+latency), and 12 partitions: Kafka places a key by CRC-32 of the key modulo the partition count, and the
+8 tenants' keys on 4 partitions put 73% of the events on one partition (one member does 80% of the
+work), on 12 the two members get 56% and 44% (`partition_events`, `members` show the split).
 `--no-attribution` runs the pipeline without crediting conversions, to see the other phases apart; the
 headline figures are the full pipeline's.
 
@@ -67,7 +71,7 @@ from benchmarks._cpu import CpuSampler, cpu_report
 from mkt_ray.contract import BatchDecoder, Event, Limits
 from mkt_ray.embedded import EmbeddedBroker
 from mkt_ray.kafka import create_topics, produce_lines, topic_end_offsets
-from mkt_ray.pipeline import kpi_window_rows, offset_ranges, process_batch, tenant_key
+from mkt_ray.pipeline import kpi_window_rows, offset_ranges, process_batch, shard_tables, tenant_key
 from mkt_ray.rawstore import archive_events, slice_name
 from mkt_ray.settings import ContractSettings, KafkaSettings, PipelineSettings, Settings, load_settings
 from mkt_ray.workload import generate_workload
@@ -257,11 +261,13 @@ def _cpu_of(step: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:
     return best, result
 
 
-def where_time_goes(lines: list[bytes], tenants: list[str], batch: int, cpu_us_per_event: float) -> dict[str, Any]:
+def where_time_goes(
+    lines: list[bytes], tenants: list[str], batch: int, shards: int, cpu_us_per_event: float
+) -> dict[str, Any]:
     """CPU per event of one batch's steps run in this process (best of 3, after a warm-up batch): msgspec's
     bare parse of the messages into `Event` (the floor under the decoder), decode, KPI rows of every window
-    kind, the two as `process_batch`, pickling the valid events (what a hop to a tenant shard costs the
-    sender), the raw Parquet archive; beside the platform's CPU per event."""
+    kind, the two as `process_batch`, the shards' slices of the valid events, encoded and pickled (what the
+    hop to the tenant shards costs the sender), the raw Parquet archive; beside the platform's CPU per event."""
     now_ms = int(NOW.timestamp() * 1000)
     limits = Limits.from_settings(CONTRACT)
     timed = lines[batch : 2 * batch] if len(lines) >= 2 * batch else lines[:batch]
@@ -273,7 +279,7 @@ def where_time_goes(lines: list[bytes], tenants: list[str], batch: int, cpu_us_p
     decode_s, decoded = _cpu_of(lambda: BatchDecoder(tenants, limits).decode(timed, part, offs, now_ms=now_ms))
     rows_s, _ = _cpu_of(lambda: kpi_window_rows(decoded.events, offset_ranges(part, offs), now_ms))
     batch_s, _ = _cpu_of(lambda: process_batch(BatchDecoder(tenants, limits), timed, part, offs, now_ms))
-    pickle_s, _ = _cpu_of(lambda: pickle.dumps(decoded.events, protocol=5))
+    hop_s, _ = _cpu_of(lambda: [pickle.dumps(t, protocol=5) for t in shard_tables(decoded.events, shards).values()])
     raw_dir = tempfile.mkdtemp(prefix="bench-raw-")
     try:
         names = iter(range(1_000))
@@ -284,7 +290,7 @@ def where_time_goes(lines: list[bytes], tenants: list[str], batch: int, cpu_us_p
     return {
         "batch": n, "msgspec_parse_us_per_event": round(parse_s * us, 2),
         "decode_us_per_event": round(decode_s * us, 2), "kpi_rows_us_per_event": round(rows_s * us, 2),
-        "process_batch_us_per_event": round(batch_s * us, 2), "pickle_events_us_per_event": round(pickle_s * us, 2),
+        "process_batch_us_per_event": round(batch_s * us, 2), "shard_hop_us_per_event": round(hop_s * us, 2),
         "raw_archive_us_per_event": round(archive_s * us, 2), "platform_cpu_us_per_event": cpu_us_per_event,
     }
 
@@ -300,7 +306,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ingest-actors", type=int, default=2)
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--shards", type=int, default=PipelineSettings().shards)
-    parser.add_argument("--batch-size", type=int, default=50_000)
+    parser.add_argument("--batch-size", type=int, default=100_000)
     parser.add_argument("--no-attribution", action="store_true",
                         help="run without attribution, to see the other phases apart (not the headline)")
     parser.add_argument("--skip-quix", action="store_true")
@@ -329,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         if broker is not None:
             broker.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
-    mkt["where_time_goes"] = where_time_goes(lines, tenants, args.batch_size, mkt["cpu_us_per_event"])
+    mkt["where_time_goes"] = where_time_goes(lines, tenants, args.batch_size, args.shards, mkt["cpu_us_per_event"])
     print(json.dumps({
         "benchmark": "pipeline", "events": len(lines), "seed": args.seed, "tenants": args.tenants,
         "ingest_actors": args.ingest_actors, "partitions": args.partitions, "partition_events": partition_events,

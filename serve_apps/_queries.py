@@ -228,19 +228,18 @@ async def attribution(reader: TenantReader, span: Span, group_by: str, model: st
 
 # ---- journeys -------------------------------------------------------------------------------------------
 
-async def journey(reader: TenantReader, identity: str) -> list[dict[str, Any]]:
+async def journey(reader: TenantReader, identities: list[str]) -> list[dict[str, Any]]:
     """The person's conversions in time order, each with the touchpoints it credited (linear model: every
     touch in the lookback, weighted equally); a conversion without touches lists `(direct)`.
 
-    `identity` is the person key the pipeline writes with credits: `field:value` of the stitched person's
-    root id (e.g. `user_id:u-42`); another id linked to that person does not find it (no identity table
-    is stored to resolve aliases)."""
+    `identities` are the person's identity nodes (`user_id:u-42`, `anonymous_id:a-7`, ...): credits carry
+    the person's root id at the time they were written, which any of them may have been."""
     table = await reader.query(
         "SELECT conversion_id, conversion_ts_ms, touch_ts_ms, channel, campaign_id, weight, revenue_credit "
         f"FROM {reader.table(ATTRIBUTION)} FINAL WHERE tenant_id = {{tenant:String}} "
-        "AND person = {person:String} AND model = 'linear' "
+        "AND person IN {persons:Array(String)} AND model = 'linear' "
         "ORDER BY conversion_ts_ms, conversion_id, touch_index",
-        {"person": identity},
+        {"persons": identities},
     )
     conversions: dict[str, dict[str, Any]] = {}
     for row in table.to_pylist():

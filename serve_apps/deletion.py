@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
 from actors.deletion import deletion_actor_name
+from mkt_ray.rawstore import identity_nodes
 from serve_apps.auth import Principal, require
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["deletion"])
@@ -62,3 +63,13 @@ def _deletion_actor(request: Request) -> Any:
         return JSONResponse({"error": "deletion_unavailable",
                              "message": "no deletion service runs beside this API (start the platform)"},
                             status_code=503, headers={"Retry-After": "30"})
+
+
+async def person_identities(request: Request, tenant: str, identity: str) -> list[str]:
+    """The identity nodes of the person `identity` names, linked in the platform's identity graphs (through
+    its DeletionActor, which resolves a person the same way for a deletion); with no platform beside the
+    API, only the nodes `identity` itself names."""
+    actor = _deletion_actor(request)
+    if isinstance(actor, JSONResponse):
+        return sorted({identity, *identity_nodes(identity)})
+    return await actor.person.remote(tenant, identity)

@@ -31,6 +31,7 @@ from serve_apps._scope import QueryRunner, StoreActorRunner, TenantReader, Wareh
 from serve_apps.auth import Principal, authorize, install_auth, require
 from serve_apps.collector import router as collector_router
 from serve_apps.dashboard import DASHBOARD_HTML
+from serve_apps.deletion import person_identities
 from serve_apps.deletion import router as deletion_router
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,9 @@ async def journeys_funnel(request: Request, tenant: Tenant, principal: Aggregate
 @tenant_api.get("/journeys/{identity}", summary="one person's credited conversions and touchpoints")
 async def journeys_identity(request: Request, tenant: Tenant, identity: str,
                             principal: Annotated[Principal, Depends(require("journeys"))]) -> dict[str, Any]:
-    return {"identity": identity, "conversions": await q.journey(reader(request, principal), identity)}
+    identities = await person_identities(request, principal.tenant, identity)
+    return {"identity": identity, "identities": identities,
+            "conversions": await q.journey(reader(request, principal), identities)}
 
 
 @tenant_api.get("/alerts", summary="threshold breaches of closed windows, newest first")

@@ -2,7 +2,7 @@
 
 from mkt_ray.contract._classify import Limits, classify
 from mkt_ray.contract._columns import EventColumns, arrow_schema, columns_from_events
-from mkt_ray.contract._decoder import BatchDecoder, DecodedBatch, DecoderState, Rejection
+from mkt_ray.contract._decoder import BatchDecoder, DecodedBatch, DecoderState, Rejection, gc_paused
 from mkt_ray.contract._dedup import DedupIndex
 from mkt_ray.contract._jsonschema import json_schema
 from mkt_ray.contract._outlier import OutlierGuard
@@ -36,5 +36,6 @@ __all__ = [
     "arrow_schema",
     "classify",
     "columns_from_events",
+    "gc_paused",
     "json_schema",
 ]

@@ -8,6 +8,7 @@ timestamp becomes epoch milliseconds (`ts_ms`) and `metadata` compact JSON text.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from functools import cache
 
 import msgspec
@@ -132,7 +133,7 @@ def columns_from_events(events: Sequence[Event], partition: np.ndarray, offset: 
     comprehension per field.
     """
     n = len(events)
-    rows = [msgspec.structs.astuple(e) for e in events]
+    rows = list(map(msgspec.structs.astuple, events))
     fields = dict(zip(Event.__struct_fields__, zip(*rows, strict=True) if rows else [()] * len(Event.__struct_fields__), strict=True))
     data: dict[str, np.ndarray] = {"schema_version": np.array(fields["schema_version"], dtype=np.int64)}
     for name in string_fields():
@@ -155,5 +156,5 @@ def columns_from_events(events: Sequence[Event], partition: np.ndarray, offset: 
 
 def _epoch_ms(stamps: Sequence) -> np.ndarray:
     """Epoch milliseconds, floored; exact because float seconds resolve 0.25 µs at today's epoch."""
-    seconds = np.fromiter((t.timestamp() for t in stamps), np.float64, len(stamps))
+    seconds = np.fromiter(map(datetime.timestamp, stamps), np.float64, len(stamps))  # C-level map: no frame per event
     return np.round(seconds * 1e6).astype(np.int64) // 1000

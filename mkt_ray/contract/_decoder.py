@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import count, repeat
 from operator import attrgetter
 
 import msgspec
@@ -49,6 +50,20 @@ _METADATA = attrgetter("metadata")
 _TYPE_CODES = {name: np.int8(code) for name, code in EVENT_TYPE_CODE.items()}
 _CAMPAIGN_CODES = np.array([EVENT_TYPE_CODE[t] for t in CAMPAIGN_TYPES], np.int8)
 _IDENTITY_NEEDED = np.array([identity_count_needed(t) for t in EVENT_TYPES], np.int8)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside (nestable). Batch work allocates millions of short-lived,
+    acyclic objects; each collection it triggers also walks every long-lived object of the process,
+    which made collections ~15% of a batch's CPU. Collection resumes, and catches up, on exit."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,16 +139,11 @@ class BatchDecoder:
         now = int(self.clock() * 1000) if now_ms is None else now_ms
         part = np.zeros(n, np.int32) if partitions is None else np.asarray(partitions, np.int32)
         offs = np.arange(n, dtype=np.int64) if offsets is None else np.asarray(offsets, np.int64)
-        gc_was_enabled = gc.isenabled()
-        gc.disable()  # a chunk allocates ~10 objects a message and none of them form cycles: 2x faster
-        try:
+        with gc_paused():  # a chunk allocates ~10 objects a message and none of them form cycles: 2x faster
             chunks = [
                 self._decode(values[i : i + CHUNK], part[i : i + CHUNK], offs[i : i + CHUNK], now, i)
                 for i in range(0, n, CHUNK)
             ]
-        finally:
-            if gc_was_enabled:
-                gc.enable()
         if len(chunks) == 1:
             return chunks[0]
         return DecodedBatch(
@@ -167,7 +177,8 @@ class BatchDecoder:
             Rejection(base + i, Reason(int(reasons[i])), bytes(values[i]), int(part[i]), int(offs[i]))
             for i in np.flatnonzero(reasons).tolist()
         ]
-        return DecodedBatch(cols.take(keep), rejects, positions[duplicate] + base, n)
+        events = cols if keep.all() else cols.take(keep)  # a take copies every column
+        return DecodedBatch(events, rejects, positions[duplicate] + base, n)
 
     def _typed_events(self, values: Sequence[bytes], reasons: np.ndarray, now: int) -> tuple[list[Event], np.ndarray]:
         """Typed events and their batch positions; messages the fast path cannot decode get their reason."""
@@ -236,10 +247,19 @@ class BatchDecoder:
         for metric in ("cost", "revenue"):
             values = cols[metric]
             rows = np.flatnonzero(candidates & (values > 0))
-            groups: dict[tuple, list[int]] = {}
-            for row in rows.tolist():
-                groups.setdefault((tenants[row], campaigns[row] or "", EVENT_TYPES[etypes[row]], metric), []).append(row)
-            for key, members in groups.items():
+            if not len(rows):
+                continue
+            campaign = campaigns[rows]
+            campaign[_is_none(campaign)] = ""
+            # group ids by C-level zip and dict lookups, then a stable sort: each group's rows keep stream order
+            ids: dict[tuple, int] = {}
+            keys = zip(tenants[rows].tolist(), campaign.tolist(), etypes[rows].tolist(), strict=True)
+            codes = np.fromiter(map(ids.setdefault, keys, count()), np.int64, len(rows))
+            order = np.argsort(codes, kind="stable")
+            bounds = np.flatnonzero(np.diff(codes[order])) + 1
+            for members in np.split(rows[order], bounds):
+                first = members[0]
+                key = (tenants[first], campaigns[first] or "", EVENT_TYPES[etypes[first]], metric)
                 flags[members] |= self.state.outliers.judge(key, values[members])
         return flags
 

@@ -46,8 +46,7 @@ class DedupIndex:
         # rows whose id occurs once in the batch are decided at once against what came before; the few
         # whose id repeats inside the batch are decided in order (the first may make the next a duplicate)
         n = len(event_ids)
-        first_row = dict(zip(reversed(event_ids), range(n - 1, -1, -1), strict=True))
-        once = len(first_row) == n or None
+        once = len(set(event_ids)) == n or None
         if once is None:
             counts = Counter(event_ids)
             once = np.fromiter((counts[e] == 1 for e in event_ids), bool, n)

@@ -21,7 +21,7 @@ from mkt_ray.pipeline._checkpoint import load_checkpoint, save_checkpoint
 from mkt_ray.pipeline._enrich import DEFAULT_CHANNEL_ALIASES, EnrichResult, enrich
 from mkt_ray.pipeline._kpi_rows import LEDGER_WINDOW, factorize, kpi_window_rows
 from mkt_ray.pipeline._late import late_rows
-from mkt_ray.pipeline._routing import shard_for, split_by_shard
+from mkt_ray.pipeline._routing import SHARD_COLUMNS, shard_events, shard_for, shard_tables, tenant_partitions
 from mkt_ray.pipeline._tables import KPI, LATE, QUARANTINE, pipeline_ddl
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "LATE",
     "PartitionState",
     "QUARANTINE",
+    "SHARD_COLUMNS",
     "SUMMARY",
     "BatchCounts",
     "BatchOutput",
@@ -48,9 +49,11 @@ __all__ = [
     "process_batch",
     "quarantine_table",
     "save_checkpoint",
+    "shard_events",
     "shard_for",
-    "split_by_shard",
+    "shard_tables",
     "summary_sql",
     "tenant_hint",
     "tenant_key",
+    "tenant_partitions",
 ]

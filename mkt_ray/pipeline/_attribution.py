@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mkt_ray.attribution._online import CREDIT_SCHEMA, LINKED_CREDIT_SCHEMA, Forgotten, TenantAttribution
 from mkt_ray.contract import DecoderState, EventColumns
@@ -55,28 +56,35 @@ def attribute_partition(
 
     Columns: CREDIT_TABLE_SCHEMA's and `link` (how the touchpoint joined the journey)."""
     tables = []
-    for tenant in dict.fromkeys(events["tenant_id"].tolist()):
-        rows = state.engine(tenant, tenants).apply(events.take(events["tenant_id"] == tenant))
+    names = dict.fromkeys(events["tenant_id"].tolist())
+    for tenant in names:  # a partition usually holds one tenant: then its events are all the events
+        rows = state.engine(tenant, tenants).apply(events if len(names) == 1 else events.take(events["tenant_id"] == tenant))
         if rows.num_rows:
             if "link" not in rows.column_names:  # tenants without probabilistic matching: every link deterministic
                 rows = rows.append_column(LINKED_CREDIT_SCHEMA.field("link"),
                                           pa.array(["deterministic"] * rows.num_rows, pa.string()))
-            tables.append(rows.filter(pa.compute.greater(rows["offset"], applied)))
+            tables.append(rows.filter(pc.greater(rows["offset"], applied)))
     return with_touch_index(pa.concat_tables(tables) if tables else LINKED_CREDIT_SCHEMA.empty_table())
 
 
 def with_touch_index(rows: pa.Table) -> pa.Table:
     """Number each conversion's rows per model (0, 1, ...): with the conversion's partition and offset and
-    the model, the identity of a credit row, so a replayed row replaces instead of adding."""
-    keys = zip(rows["partition"].to_pylist(), rows["offset"].to_pylist(), rows["model"].to_pylist(), strict=True)
-    seen: dict[tuple, int] = {}
-    index = np.fromiter((_next(seen, key) for key in keys), np.int32, rows.num_rows)
+    the model, the identity of a credit row, so a replayed row replaces instead of adding.
+
+    Column-wise: a stable sort by (partition, offset, model) keeps each key's rows in table order, and a
+    row's number is its distance from the start of its key's run (a Python loop cost ~0.3 µs a row)."""
+    n = rows.num_rows
+    model = pc.dictionary_encode(rows["model"].combine_chunks()).indices.to_numpy(zero_copy_only=False)
+    partition, offset = rows["partition"].to_numpy(), rows["offset"].to_numpy()
+    order = np.lexsort((model, offset, partition))
+    starts = np.ones(n, bool)
+    starts[1:] = np.diff(partition[order]) != 0
+    starts[1:] |= np.diff(offset[order]) != 0
+    starts[1:] |= np.diff(model[order]) != 0
+    run_start = np.flatnonzero(starts)[np.cumsum(starts) - 1] if n else np.zeros(0, np.int64)
+    index = np.empty(n, np.int32)
+    index[order] = np.arange(n) - run_start
     return rows.append_column("touch_index", pa.array(index, pa.int32()))
-
-
-def _next(seen: dict[tuple, int], key: tuple) -> int:
-    seen[key] = seen.get(key, -1) + 1
-    return seen[key]
 
 
 def credit_ddl(database: str) -> str:

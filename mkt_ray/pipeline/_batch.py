@@ -10,7 +10,7 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
-from mkt_ray.contract import BatchDecoder, EventColumns, Rejection
+from mkt_ray.contract import BatchDecoder, EventColumns, Rejection, gc_paused
 from mkt_ray.pipeline._enrich import EnrichResult
 from mkt_ray.pipeline._kpi_rows import kpi_window_rows
 from mkt_ray.pipeline._tables import QUARANTINE_SCHEMA
@@ -78,6 +78,7 @@ def offset_ranges(partitions: np.ndarray, offsets: np.ndarray) -> dict[int, tupl
     return {int(p): (int(offsets[partitions == p].min()), int(offsets[partitions == p].max())) for p in np.unique(partitions)}
 
 
+@gc_paused()  # attribution and enrichment allocate like the decoder does
 def process_batch(
     decoder_for: Callable[[int], BatchDecoder] | BatchDecoder,
     values: Sequence[bytes],

@@ -38,10 +38,13 @@ def late_rows(
     if len(events) == 0:
         return LATE_SCHEMA.empty_table()
     partition = events["partition"].astype(np.int64)
-    mark = np.array([watermarks_before.get(p) if watermarks_before.get(p) is not None else np.iinfo(np.int64).min // 2
-                     for p in partition.tolist()], np.int64)
-    lateness = np.array([round((tenants.get(t) or TenantConfig()).allowed_lateness_s * 1000)
-                         for t in events["tenant_id"].tolist()], np.int64)
+    mark = np.full(len(events), np.iinfo(np.int64).min // 2)  # no watermark yet: nothing is late
+    for p in np.unique(partition).tolist():  # per partition and per tenant, not per event
+        if watermarks_before.get(p) is not None:
+            mark[partition == p] = watermarks_before[p]
+    tenant_ids = events["tenant_id"]
+    lateness_of = {t: round((tenants.get(t) or TenantConfig()).allowed_lateness_s * 1000) for t in set(tenant_ids.tolist())}
+    lateness = np.fromiter(map(lateness_of.__getitem__, tenant_ids), np.int64, len(tenant_ids))
     window_end = events["ts_ms"] // MINUTE_MS * MINUTE_MS + MINUTE_MS
     delay = (mark - lateness) - window_end
     late = delay >= 0

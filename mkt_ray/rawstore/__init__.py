@@ -3,6 +3,7 @@
 from mkt_ray.rawstore._archive import (
     PARTITIONING,
     archive_events,
+    archive_table,
     raw_dataset,
     read_raw,
     remove_after,
@@ -26,6 +27,7 @@ __all__ = [
     "LocalKmsClient",
     "RawKeyError",
     "archive_events",
+    "archive_table",
     "events_from_arrow",
     "forget_raw_rows",
     "forgotten_raw",

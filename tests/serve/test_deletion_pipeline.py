@@ -68,6 +68,12 @@ def test_forget_removes_the_person_everywhere_and_replays_keep_it_out(broker, se
         assert before == {"attribution": 14, "quarantine": 1, "raw": 4, "engine": 2}
         assert kpis == metric_totals(valid)
         globex_credits = platform.attribution_totals()["globex"]
+        # her journey by either id: credits carry the person's root id (the older, anonymous one)
+        for name in ("user_id:alice", "anonymous_id:anon-a"):
+            journey = api.request("GET", f"/v1/tenants/acme/journeys/{name}", role="analyst").json()
+            assert journey["identities"] == ALICE[::-1]
+            assert [(c["conversion_id"], c["revenue"], [t["channel"] for t in c["touches"]])
+                    for c in journey["conversions"]] == [("a4", pytest.approx(80.0), ["google_ads", "meta"])]
 
         answer = api.request("DELETE", "/v1/tenants/acme/persons/user_id:alice", role="admin")
         assert answer.status_code == 202, answer.text
