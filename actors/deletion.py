@@ -93,11 +93,12 @@ class DeletionActor:
         return rows[0] if rows else None
 
     def person(self, tenant: str, identity: str) -> list[str]:
-        """Every identity node of the person `identity` names, as a deletion would find them in the ingest
-        members' identity graphs (the query API's `journeys/{identity}` reads the person's credits with them)."""
+        """Every identity node of the person `identity` names in the ingest members' identity graphs (the
+        query API's `journeys/{identity}` reads the person's credits with them; a deletion also follows
+        the raw archive's links)."""
         nodes = identity_nodes(identity)
         linked = ray.get([member.person.remote(tenant, nodes) for member in self._ingest()])
-        return sorted({identity, *nodes}.union(*linked))
+        return sorted(set(named_nodes(identity)).union(*linked))
 
     def _run(self, progress: Progress, identity: str) -> None:
         progress.status = "running"
@@ -120,6 +121,12 @@ class DeletionActor:
 
     def _ingest(self) -> list[Any]:
         return [ray.get_actor(name) for name in self._ingest_names]
+
+
+def named_nodes(identity: str) -> list[str]:
+    """What `identity` names by itself: its identity nodes and the string as given (credits written with
+    a bare person key match it too)."""
+    return sorted({identity, *identity_nodes(identity)})
 
 
 def forget_everywhere(settings: Settings, store: Any, ingest: list[Any], progress: Progress, nodes: list[str]) -> None:

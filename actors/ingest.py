@@ -15,7 +15,9 @@ Taking over a partition (house-style rebalance roles): assign = restore. The mem
 (L = highest applied offset), removes raw files an unfinished batch left after L, loads the newest
 decoder checkpoint at or before L, and consumes from just after the checkpoint: offsets up to L are
 decoded again only to rebuild the decoder's state, later ones are applied. Revoke: the batch in the
-writer is committed first, then nothing is pending. Lost: drop without committing.
+writer is committed first, then nothing is pending. Lost: the batch in the writer finishes (its Kafka
+commit may fail, which is logged: a new owner resumes from the ledger), then the state is dropped.
+Takeover also deletes checkpoints newer than the ledger: states of batches decoded but never written.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from mkt_ray.pipeline import (
     BatchOutput,
     PartitionState,
     attribute_partition,
+    drop_checkpoints_after,
     enrich,
     load_checkpoint,
     process_batch,
@@ -100,7 +103,7 @@ class IngestActor:
         self._observer = BatchObserver(settings, member)  # metrics, late data, SLO alerts
         self._raw_key = raw_key(settings.raw_store)  # None: the raw archive is not encrypted
         self._phase_s: Counter = Counter()  # seconds spent per phase of applying batches
-        self._phase_cpu_s: Counter = Counter()  # the member thread's CPU seconds in those phases
+        self._phase_cpu_s: Counter = Counter()  # CPU seconds in those phases, of the thread that ran each
         self._latencies = np.zeros(0, np.int64)
         self._first_consumed_ms: int | None = None
         self._last_applied_ms: int | None = None
@@ -148,7 +151,7 @@ class IngestActor:
                     with self._lock:
                         self._apply(_valid(messages))
                 elif self._applying is not None and self._applying.done():
-                    self._applying.result()  # a failed write stops the loop even while no message comes
+                    self._applied_all()  # a failed write stops the loop even while no message comes
         except Exception as exc:  # a bug or a broken dependency: surface it through stats()
             self._error = f"{type(exc).__name__}: {exc}"
             log.exception("ingest member %s stopped", self._member)
@@ -164,9 +167,10 @@ class IngestActor:
             self._pool.shutdown(wait=True)
 
     def _applied_all(self) -> None:
-        """Wait until the writer has applied and committed its batch; raises what failed there."""
-        if self._applying is not None:
-            self._applying.result()
+        """Wait until the writer has applied and committed its batch; raises what failed there, once."""
+        applying, self._applying = self._applying, None
+        if applying is not None:
+            applying.result()
 
     def _apply(self, messages: list) -> None:
         """Decode a batch (member thread, holding the lock), then hand it to the writer once the previous
@@ -253,13 +257,14 @@ class IngestActor:
     def holds(self, tenant: str, nodes: list[str]) -> int:
         """How many of these identity nodes the engines of this member's partitions know (0 once forgotten)."""
         with self._lock:
-            engines = [s.attribution[tenant] for s in self._states.values() if tenant in s.attribution]
+            engines = [s.attribution[tenant] for s in list(self._states.values()) if tenant in s.attribution]
             return sum(node in engine.graph for engine in engines for node in nodes)
 
     def person(self, tenant: str, nodes: list[str]) -> list[str]:
         """Every identity node linked to any of `nodes` in the identity graphs of this member's partitions."""
         with self._lock:
-            engines = [s.attribution[tenant] for s in self._states.values() if tenant in s.attribution]
+            # a list first: a rebalance callback (the member thread, inside consume) may change the dict
+            engines = [s.attribution[tenant] for s in list(self._states.values()) if tenant in s.attribution]
             return sorted({name for engine in engines for node in nodes
                            for name in engine.graph.names_of(engine.graph.person_slots(node))})
 
@@ -359,6 +364,7 @@ class IngestActor:
         for tp in partitions:
             applied = int(ledger.get(tp.partition, -1))
             remove_after(self._settings.raw_uri, tp.partition, applied)
+            drop_checkpoints_after(self._settings.raw_uri, tp.partition, applied)
             restored = load_checkpoint(self._settings.raw_uri, tp.partition, applied) if applied >= 0 else None
             state = restored[1] if restored else PartitionState()
             self._states[tp.partition] = state

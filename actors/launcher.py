@@ -71,6 +71,7 @@ class Platform:
         self.api_url: str | None = None
         self._owns_ray = False
         self._direct_ingress = False
+        self._saved_env: dict[str, str | None] = {}  # variables `_start_ray` changed, restored by `stop`
         self._reaper = Reaper()
         self._suffix = uuid.uuid4().hex[:8]
 
@@ -156,7 +157,9 @@ class Platform:
         api = self.settings.api
         if api.direct_ingress and not self.settings.ray_address and api.replicas == 1 and self.settings.serve_port:
             # read by Serve's controller and replica when they start, so set before Ray starts its processes
-            os.environ.update(_direct_ingress_env(self.settings.serve_port))
+            env = _direct_ingress_env(self.settings.serve_port)
+            self._saved_env = {name: os.environ.get(name) for name in env}
+            os.environ.update(env)
             self._direct_ingress = True
         context = ray.init(
             address=self.settings.ray_address,
@@ -195,6 +198,12 @@ class Platform:
         if self._owns_ray:
             _quietly(ray.shutdown)
             self._owns_ray = False
+        for name, value in self._saved_env.items():  # a later Ray in this process starts as configured
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env = {}
         if self.broker is not None:
             self.broker.stop()
             self.broker = None

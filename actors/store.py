@@ -41,6 +41,8 @@ class KpiLog:
     is logged only if it added rows: a batch whose dedup token the table already holds adds none, which
     the table's row count tells. Anything else that may change the table (SQL naming it, rows that do
     not add up) starts a new epoch, and read models on the old one reload. A restarted store is a new epoch.
+    It relies on the chDB store actor running one call at a time (a snapshot and its log position are
+    one call); with a ClickHouse server replicas query the server and never ask for it.
     """
 
     def __init__(self, warehouse: Warehouse, database: str) -> None:

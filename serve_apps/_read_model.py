@@ -220,22 +220,31 @@ class KpiReadModel:
         return None if model is None else model.performance(q, after, limit)
 
     async def _fresh(self, tenant: str) -> _Tenant | None:
-        since = self._unsupported.get(tenant)
-        if since is not None and time.monotonic() - since < _TOO_BIG_RETRY_S:
+        if self._given_up(tenant):
             return None
         if tenant in self._tenants and time.monotonic() - self._synced <= self._staleness_s:
             self._tenants.move_to_end(tenant)
             return self._tenants[tenant]
         async with self._lock:  # one store conversation at a time; who waited finds it done
             if tenant not in self._tenants:
+                if self._given_up(tenant):  # found out while this request waited
+                    return None
                 await self._load(tenant)
             elif time.monotonic() - self._synced > self._staleness_s:
                 await self._catch_up()
-                if tenant not in self._tenants:  # the store began a new epoch: everything reloads
+                if tenant not in self._tenants and not self._given_up(tenant):  # a new epoch: reload
                     await self._load(tenant)
             if tenant in self._tenants:
                 self._tenants.move_to_end(tenant)
             return self._tenants.get(tenant)
+
+    def _given_up(self, tenant: str) -> bool:
+        """Whether SQL answers this tenant for now (it did not fit, `_TOO_BIG_RETRY_S` ago at most)."""
+        since = self._unsupported.get(tenant)
+        if since is not None and time.monotonic() - since >= _TOO_BIG_RETRY_S:
+            del self._unsupported[tenant]
+            return False
+        return since is not None
 
     async def _load(self, tenant: str) -> None:
         started = time.monotonic()
@@ -253,9 +262,8 @@ class KpiReadModel:
             self._unsupported[tenant] = time.monotonic()
             return
         self._unsupported.pop(tenant, None)
-        while self._tenants and sum(t.rows for t in self._tenants.values()) + model.rows > self._max_rows:
-            self._tenants.popitem(last=False)
         self._tenants[tenant] = model
+        self._fit_budget()
         if len(self._tenants) == 1:
             self._synced = started
         if seq > min(t.seq for t in self._tenants.values()):
@@ -286,4 +294,10 @@ class KpiReadModel:
                 self._unsupported[tenant] = time.monotonic()
                 continue
             model.seq = max(model.seq, seq)
+        self._fit_budget()
         self._synced = started
+
+    def _fit_budget(self) -> None:
+        """Drop the least recently asked tenants until the rows held fit `api.read_model_rows`."""
+        while len(self._tenants) > 1 and sum(t.rows for t in self._tenants.values()) > self._max_rows:
+            self._tenants.popitem(last=False)

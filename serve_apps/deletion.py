@@ -15,8 +15,7 @@ import ray
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
-from actors.deletion import deletion_actor_name
-from mkt_ray.rawstore import identity_nodes
+from actors.deletion import deletion_actor_name, named_nodes
 from serve_apps.auth import Principal, require
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["deletion"])
@@ -71,5 +70,5 @@ async def person_identities(request: Request, tenant: str, identity: str) -> lis
     API, only the nodes `identity` itself names."""
     actor = _deletion_actor(request)
     if isinstance(actor, JSONResponse):
-        return sorted({identity, *identity_nodes(identity)})
+        return named_nodes(identity)
     return await actor.person.remote(tenant, identity)

@@ -17,7 +17,7 @@ from mkt_ray.pipeline._batch import (
     tenant_hint,
     tenant_key,
 )
-from mkt_ray.pipeline._checkpoint import load_checkpoint, save_checkpoint
+from mkt_ray.pipeline._checkpoint import drop_checkpoints_after, load_checkpoint, save_checkpoint
 from mkt_ray.pipeline._enrich import DEFAULT_CHANNEL_ALIASES, EnrichResult, enrich
 from mkt_ray.pipeline._kpi_rows import LEDGER_WINDOW, factorize, kpi_window_rows
 from mkt_ray.pipeline._late import late_rows
@@ -42,6 +42,7 @@ __all__ = [
     "factorize",
     "kpi_window_rows",
     "late_rows",
+    "drop_checkpoints_after",
     "load_checkpoint",
     "nest_summary",
     "offset_ranges",

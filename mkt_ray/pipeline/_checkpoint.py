@@ -46,6 +46,18 @@ def save_checkpoint(uri: str, partition: int, offset: int, state: PartitionState
         fs.delete_file(f"{folder}/{old:020d}.pkl")
 
 
+def drop_checkpoints_after(uri: str, partition: int, offset: int) -> int:
+    """Delete the checkpoints newer than `offset` (the partition's ledger at takeover): a member saves a
+    batch's state before the batch is written, so one that stopped in between leaves a state the ledger
+    never reached. Left there, it would outrank (and, with keep=1, outlive) the checkpoints written later."""
+    fs, root = _fs(uri)
+    folder = _folder(root, partition)
+    stale = [o for o in _offsets(fs, folder) if o > offset]
+    for old in stale:
+        fs.delete_file(f"{folder}/{old:020d}.pkl")
+    return len(stale)
+
+
 def load_checkpoint(uri: str, partition: int, at_most: int) -> tuple[int, PartitionState] | None:
     """The newest checkpoint whose offset is at most `at_most`, as (offset, state); None if there is none."""
     fs, root = _fs(uri)
