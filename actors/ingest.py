@@ -44,7 +44,7 @@ import ray
 from mkt_ray.attribution import warm_up
 from mkt_ray.contract import BatchDecoder, EventColumns, Limits
 from mkt_ray.errors import BrokerError
-from mkt_ray.kafka import consumer_config, producer_config
+from mkt_ray.kafka import consumer_config, data_messages, producer_config
 from mkt_ray.observability import BatchObserver, alert_messages, span
 from mkt_ray.pipeline import (
     ATTRIBUTION,
@@ -149,7 +149,7 @@ class IngestActor:
                 messages = self._consumer.consume(pipeline.batch_size, pipeline.poll_timeout_s)
                 if messages:
                     with self._lock:
-                        self._apply(_valid(messages))
+                        self._apply(data_messages(messages))
                 elif self._applying is not None and self._applying.done():
                     self._applied_all()  # a failed write stops the loop even while no message comes
         except Exception as exc:  # a bug or a broken dependency: surface it through stats()
@@ -386,19 +386,3 @@ class IngestActor:
         log.warning("ingest member %s lost %d partitions; nothing committed for them", self._member, len(partitions))
         self._on_revoke(consumer, partitions)
 
-
-def _valid(messages: list) -> list:
-    """The messages that carry data: errors are checked by a C-level map, and only where one is set does
-    a message get a Python call (`_skippable`)."""
-    if list(map(ck.Message.error, messages)).count(None) == len(messages):
-        return messages
-    return [m for m in messages if not _skippable(m)]
-
-
-def _skippable(message: Any) -> bool:
-    error = message.error()
-    if error is None:
-        return False
-    if error.code() == ck.KafkaError._PARTITION_EOF:
-        return True
-    raise BrokerError(f"consume failed on {message.topic()}[{message.partition()}]: {error}")

@@ -2,7 +2,7 @@
 
 from mkt_ray.kafka._clients import consumer_config, producer_config
 from mkt_ray.kafka._connect import check_brokers
-from mkt_ray.kafka._consume import consume_all
+from mkt_ray.kafka._consume import consume_all, data_messages
 from mkt_ray.kafka._offsets import committed_offsets, topic_end_offsets
 from mkt_ray.kafka._produce import produce_lines
 from mkt_ray.kafka._topics import create_topics, topic_configs, topic_names
@@ -11,6 +11,7 @@ __all__ = [
     "check_brokers",
     "committed_offsets",
     "consume_all",
+    "data_messages",
     "consumer_config",
     "create_topics",
     "produce_lines",

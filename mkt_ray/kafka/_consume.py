@@ -1,4 +1,5 @@
-"""Read a topic back: a small helper for tests and the CLI, not the ingest loop (that lives in actors/)."""
+"""Read a topic back (`consume_all`, a small helper for tests and the CLI), and the ingest loop's filter of
+consumed messages (`data_messages`; the loop itself lives in actors/)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from mkt_ray.errors import BrokerError
 from mkt_ray.kafka._clients import consumer_config
@@ -59,3 +60,20 @@ def _read(consumer: Consumer, topic: str, max_messages: int, timeout: float, hea
             record = (msg.partition(), msg.offset(), msg.key(), msg.value())
             records.append((*record, msg.headers() or []) if headers else record)
     return records
+
+
+def data_messages(messages: list[Message]) -> list[Message]:
+    """The consumed messages that carry data: partition-end events are dropped, any other error raises
+    BrokerError. Errors are checked by a C-level map; only where one is set does a message get a Python call."""
+    if list(map(Message.error, messages)).count(None) == len(messages):
+        return messages
+    return [m for m in messages if not _partition_end(m)]
+
+
+def _partition_end(message: Message) -> bool:
+    error = message.error()
+    if error is None:
+        return False
+    if error.code() == KafkaError._PARTITION_EOF:
+        return True
+    raise BrokerError(f"consume failed on {message.topic()}[{message.partition()}]: {error}")
