@@ -42,7 +42,7 @@ import pyarrow as pa
 import ray
 
 from mkt_ray.attribution import warm_up
-from mkt_ray.contract import BatchDecoder, EventColumns, Limits
+from mkt_ray.contract import BatchDecoder, EventColumns, Limits, gc_paused
 from mkt_ray.errors import BrokerError
 from mkt_ray.kafka import consumer_config, data_messages, producer_config
 from mkt_ray.observability import BatchObserver, alert_messages, span
@@ -61,6 +61,7 @@ from mkt_ray.pipeline import (
     save_checkpoint,
     shard_tables,
     tenant_partitions,
+    use_system_arrow_pool,
 )
 from mkt_ray.pipeline._tables import ALERTS, LATE
 from mkt_ray.rawstore import (
@@ -83,6 +84,7 @@ _LATENCY_SAMPLES = 200_000
 @ray.remote(num_cpus=0.2, max_concurrency=4, max_restarts=-1)
 class IngestActor:
     def __init__(self, settings: Settings, bootstrap: str, store_name: str, shard_names: list[str], member: int = 0) -> None:
+        use_system_arrow_pool()
         # actors are looked up by name: a handle argument would pin it in the object store across restarts
         self._settings, self._store, self._member = settings, ray.get_actor(store_name), member
         self._shards = [ray.get_actor(name) for name in shard_names]
@@ -146,7 +148,8 @@ class IngestActor:
                                      on_lost=self._on_lost)
             while not self._stop.is_set():
                 self._models.refresh(self._settings.tenants)  # re-reads the pointers every registry.poll_s
-                messages = self._consumer.consume(pipeline.batch_size, pipeline.poll_timeout_s)
+                with gc_paused():  # a batch is ~100k new Message objects: collections would walk each several times
+                    messages = self._consumer.consume(pipeline.batch_size, pipeline.poll_timeout_s)
                 if messages:
                     with self._lock:
                         self._apply(data_messages(messages))

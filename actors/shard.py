@@ -28,7 +28,14 @@ import ray
 from mkt_ray.errors import BrokerError
 from mkt_ray.kafka import producer_config
 from mkt_ray.kernels import WINDOW_KINDS
-from mkt_ray.pipeline import KPI, LEDGER_WINDOW, kpi_window_rows, shard_events, shard_for
+from mkt_ray.pipeline import (
+    KPI,
+    LEDGER_WINDOW,
+    kpi_window_rows,
+    shard_events,
+    shard_for,
+    use_system_arrow_pool,
+)
 from mkt_ray.pipeline._closing import alert_table, closed_windows, closing_query, signal_table
 from mkt_ray.pipeline._kpi_rows import warm_up
 from mkt_ray.pipeline._tables import ALERTS, HORIZONS, SIGNALS
@@ -42,6 +49,7 @@ _NEVER = -(2**62)
 @ray.remote(num_cpus=0.1, max_restarts=-1, max_task_retries=-1, concurrency_groups={"rows": 1, "close": 1})
 class TenantShard:
     def __init__(self, settings: Settings, bootstrap: str, store_name: str, index: int, shards: int) -> None:
+        use_system_arrow_pool()
         self._settings, self._index, self._shards = settings, index, shards
         self._store = ray.get_actor(store_name)
         self._producer = ck.Producer(producer_config(settings.kafka.client_config(bootstrap)))
@@ -74,7 +82,7 @@ class TenantShard:
         if not spans:
             return dict(self._closed)
         sql, params = closing_query(self._db, spans)
-        windows = closed_windows(ray.get(self._store.query_rows.remote(sql, params)))
+        windows = closed_windows(ray.get(self._store.query_arrow.remote(sql, params)))
         tenants = windows["tenant_id"]
         alerts = [alert_table(windows.filter(pc.equal(tenants, t)), self._settings.tenants[t].thresholds, now_ms)
                   for t in sorted(set(tenants.to_pylist()))]
@@ -110,8 +118,11 @@ class TenantShard:
         for values, (*parts, rule) in zip(zip(*columns, strict=True), zip(*key_columns, rules, strict=True), strict=True):
             key = "/".join(map(str, parts)) + "/" + rule
             value = msgspec.json.encode(dict(zip(names, values, strict=True)))  # NaN becomes null
-            self._producer.produce(topic, value, key=key.encode())
-            self._producer.poll(0)
+            try:  # no poll per message: the flush below sends the lot and serves delivery reports
+                self._producer.produce(topic, value, key=key.encode())
+            except BufferError:  # the local queue is full: let it drain, then queue again
+                self._producer.poll(1.0)
+                self._producer.produce(topic, value, key=key.encode())
         if self._producer.flush(30) > 0:
             raise BrokerError(f"topic {topic}: messages still queued after 30 s")
 

@@ -21,7 +21,7 @@ import ray
 from ray.actor import ActorHandle
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from mkt_ray.pipeline import KPI
+from mkt_ray.pipeline import KPI, use_system_arrow_pool
 from mkt_ray.settings import Settings
 from mkt_ray.warehouse import Warehouse, open_warehouse, split_table
 
@@ -112,6 +112,7 @@ class StoreActor:
     """Owns one `Warehouse` (see `mkt_ray.warehouse.Warehouse` for what each method does)."""
 
     def __init__(self, settings: Settings) -> None:
+        use_system_arrow_pool()
         self._warehouse = open_warehouse(settings, lock_timeout_s=_REOPEN_LOCK_TIMEOUT_S)
         self._kpi_log = KpiLog(self._warehouse, settings.warehouse.database)
 

@@ -102,7 +102,7 @@ class EventColumns:
             if field.name == "event_type":
                 arrays.append(pa.DictionaryArray.from_arrays(pa.array(col, pa.int8()), pa.array(EVENT_TYPES)))
             else:
-                arrays.append(pa.array(col, type=field.type, from_pandas=True))
+                arrays.append(pa.array(col, type=field.type))  # None is null; no per-value NaN test
         return pa.Table.from_arrays(arrays, schema=schema)
 
 

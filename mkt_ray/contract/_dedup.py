@@ -55,6 +55,9 @@ class DedupIndex:
         single_ids = event_ids if once is True else [event_ids[i] for i in rows.tolist()]
         firsts = np.fromiter(map(ids.get, single_ids, repeat(_NEVER)), np.int64, len(single_ids))
         duplicate[rows] = firsts >= horizons[rows]
+        if once is True and not duplicate.any():  # the usual batch: every id new, recorded in one C pass
+            ids.update(zip(event_ids, ts_ms.tolist(), strict=True))
+            return duplicate
         fresh = rows[~duplicate[rows]]
         ids.update(zip([event_ids[i] for i in fresh.tolist()], ts_ms[fresh].tolist(), strict=True))
         if once is not True:

@@ -21,6 +21,7 @@ from mkt_ray.pipeline._checkpoint import drop_checkpoints_after, load_checkpoint
 from mkt_ray.pipeline._enrich import DEFAULT_CHANNEL_ALIASES, EnrichResult, enrich
 from mkt_ray.pipeline._kpi_rows import LEDGER_WINDOW, factorize, kpi_window_rows
 from mkt_ray.pipeline._late import late_rows
+from mkt_ray.pipeline._process import use_system_arrow_pool
 from mkt_ray.pipeline._routing import SHARD_COLUMNS, shard_events, shard_for, shard_tables, tenant_partitions
 from mkt_ray.pipeline._tables import KPI, LATE, QUARANTINE, pipeline_ddl
 
@@ -57,4 +58,5 @@ __all__ = [
     "tenant_hint",
     "tenant_key",
     "tenant_partitions",
+    "use_system_arrow_pool",
 ]

@@ -42,9 +42,7 @@ def late_rows(
     for p in np.unique(partition).tolist():  # per partition and per tenant, not per event
         if watermarks_before.get(p) is not None:
             mark[partition == p] = watermarks_before[p]
-    tenant_ids = events["tenant_id"]
-    lateness_of = {t: round((tenants.get(t) or TenantConfig()).allowed_lateness_s * 1000) for t in set(tenant_ids.tolist())}
-    lateness = np.fromiter(map(lateness_of.__getitem__, tenant_ids), np.int64, len(tenant_ids))
+    lateness = _lateness_ms(events["tenant_id"], tenants)
     window_end = events["ts_ms"] // MINUTE_MS * MINUTE_MS + MINUTE_MS
     delay = (mark - lateness) - window_end
     late = delay >= 0
@@ -60,3 +58,16 @@ def late_rows(
         for i, (t, p, w) in enumerate(keys)
     ], schema=LATE_SCHEMA)
 
+
+
+def _lateness_ms(tenant_ids: np.ndarray, tenants: Mapping[str, TenantConfig]) -> np.ndarray | int:
+    """Each event's allowed lateness (ms): one number when the batch's tenants share it, as they usually
+    do, else one column comparison per tenant (not a dict lookup per event)."""
+    names = dict.fromkeys(tenant_ids.tolist())
+    lateness_of = {t: round((tenants.get(t) or TenantConfig()).allowed_lateness_s * 1000) for t in names}
+    if len(set(lateness_of.values())) == 1:
+        return next(iter(lateness_of.values()))
+    lateness = np.zeros(len(tenant_ids), np.int64)
+    for tenant, ms in lateness_of.items():
+        lateness[tenant_ids == tenant] = ms
+    return lateness
