@@ -44,7 +44,7 @@ import ray
 from mkt_ray.attribution import warm_up
 from mkt_ray.contract import BatchDecoder, EventColumns, Limits, gc_paused
 from mkt_ray.errors import BrokerError
-from mkt_ray.kafka import consumer_config, data_messages, producer_config
+from mkt_ray.kafka import consumer_config, data_messages, producer_config, queue_message
 from mkt_ray.observability import BatchObserver, alert_messages, span
 from mkt_ray.pipeline import (
     ATTRIBUTION,
@@ -187,7 +187,7 @@ class IngestActor:
         partitions = np.fromiter(map(ck.Message.partition, messages), np.int32, n)
         offsets = np.fromiter(map(ck.Message.offset, messages), np.int64, n)
         created = np.fromiter(map(itemgetter(1), map(ck.Message.timestamp, messages)), np.int64, n)
-        self._observer.taken(self._consumer, self._settings.kafka.topic_events, messages, self._states)
+        self._observer.taken(self._consumer, self._settings.kafka.topic_events, partitions, offsets, self._states)
         with self._timed("decode"):
             out = process_batch(self._decoder_for, list(map(ck.Message.value, messages)), partitions, offsets, now_ms,
                                 self._applied, created, window_rows=False, enrich_with=self._enrich,
@@ -228,7 +228,7 @@ class IngestActor:
         if alerts.num_rows:  # an SLO breached: alerts table, then topic (keyed rows: a repeat replaces)
             ray.get(self._store.insert_arrow.remote(ALERTS, alerts))
             for key, value in alert_messages(alerts):
-                self._producer.produce(self._settings.kafka.topic_alerts, value, key=key)
+                queue_message(self._producer, self._settings.kafka.topic_alerts, value, key)
             self._producer.flush(30)
 
     def _attribute(self, partition: int, events: EventColumns, applied: int) -> pa.Table:
@@ -329,8 +329,7 @@ class IngestActor:
             forgotten = forgotten_raw([r.raw for r in out.rejects], self._tombstones)  # of forgotten persons
             for r in (r for r, gone in zip(out.rejects, forgotten, strict=True) if not gone):
                 headers = [("reason", r.reason.code), ("partition", str(r.partition)), ("offset", str(r.offset))]
-                self._producer.produce(topic, r.raw, headers=headers)
-                self._producer.poll(0)
+                queue_message(self._producer, topic, r.raw, headers=headers)
             if self._producer.flush(30) > 0:
                 raise BrokerError(f"quarantine topic {topic}: messages still queued after 30 s")
             rows = out.quarantine_rows.filter(pa.array(~forgotten)) if forgotten.any() else out.quarantine_rows

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import ray
 
 from mkt_ray.errors import BrokerError
-from mkt_ray.kafka import producer_config
+from mkt_ray.kafka import producer_config, queue_message
 from mkt_ray.kernels import WINDOW_KINDS
 from mkt_ray.pipeline import (
     KPI,
@@ -118,11 +118,7 @@ class TenantShard:
         for values, (*parts, rule) in zip(zip(*columns, strict=True), zip(*key_columns, rules, strict=True), strict=True):
             key = "/".join(map(str, parts)) + "/" + rule
             value = msgspec.json.encode(dict(zip(names, values, strict=True)))  # NaN becomes null
-            try:  # no poll per message: the flush below sends the lot and serves delivery reports
-                self._producer.produce(topic, value, key=key.encode())
-            except BufferError:  # the local queue is full: let it drain, then queue again
-                self._producer.poll(1.0)
-                self._producer.produce(topic, value, key=key.encode())
+            queue_message(self._producer, topic, value, key.encode())
         if self._producer.flush(30) > 0:
             raise BrokerError(f"topic {topic}: messages still queued after 30 s")
 

@@ -4,7 +4,7 @@ from mkt_ray.kafka._clients import consumer_config, producer_config
 from mkt_ray.kafka._connect import check_brokers
 from mkt_ray.kafka._consume import consume_all, data_messages
 from mkt_ray.kafka._offsets import committed_offsets, topic_end_offsets
-from mkt_ray.kafka._produce import produce_lines
+from mkt_ray.kafka._produce import produce_lines, queue_message
 from mkt_ray.kafka._topics import create_topics, topic_configs, topic_names
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "create_topics",
     "produce_lines",
     "producer_config",
+    "queue_message",
     "topic_configs",
     "topic_end_offsets",
     "topic_names",

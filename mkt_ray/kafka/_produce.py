@@ -1,8 +1,9 @@
-"""Produce lines as messages, fast: no Python callback per message, poll only when the queue is full."""
+"""Produce messages, fast: no Python callback per message, poll only when the local queue is full."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -12,6 +13,31 @@ from mkt_ray.kafka._clients import producer_config
 
 KeyFn = Callable[[bytes], bytes | str | None]
 _PROGRESS_EVERY = 10_000
+QUEUE_WAIT_S = 60.0
+
+
+def queue_message(
+    producer: Producer,
+    topic: str,
+    value: bytes,
+    key: bytes | str | None = None,
+    headers: Sequence[tuple[str, str | bytes]] | None = None,
+    on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
+    wait_s: float = QUEUE_WAIT_S,
+) -> None:
+    """Queue one message. No poll per message (a caller flushes, which sends the lot and serves delivery
+    reports); while the local queue is full, poll to let it drain and try again, for up to `wait_s`, then
+    raise BrokerError (the broker is not taking messages)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+            return
+        except BufferError:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"the producer queue for topic {topic!r} stayed full for {wait_s:g} s; "
+                                  "is the broker up and accepting messages?") from None
+            producer.poll(0.05)
 
 
 class _DeliveryErrors:
@@ -67,19 +93,12 @@ def _produce_all(
     key_fn: KeyFn,
     progress: Callable[[int], None] | None,
 ) -> int:
-    produce, poll = producer.produce, producer.poll
     count = 0
     for line in lines:
-        key = key_fn(line)
-        while True:
-            try:
-                produce(topic, line, key)
-                break
-            except BufferError:
-                poll(0.01)  # the local queue is full: let librdkafka send and serve delivery reports
+        queue_message(producer, topic, line, key_fn(line))
         count += 1
         if count % _PROGRESS_EVERY == 0:
-            poll(0)
+            producer.poll(0)
             if progress is not None:
                 progress(count)
     return count

@@ -45,16 +45,16 @@ class BatchObserver:
         self._slo = SloMonitor(settings.observability.slo, f"ingest-{member}", clock)
         self._watermarks: dict[int, int | None] = {}
 
-    def taken(self, consumer: Any, topic: str, messages: list, states: Mapping[int, PartitionState]) -> None:
-        """A batch was consumed: lag per partition = high watermark - first offset taken (not yet committed)."""
+    def taken(self, consumer: Any, topic: str, partitions: np.ndarray, offsets: np.ndarray,
+              states: Mapping[int, PartitionState]) -> None:
+        """A batch was consumed (its messages' partitions and offsets, in order): lag per partition = high
+        watermark - first offset taken (not yet committed)."""
         import confluent_kafka as ck
 
         self._watermarks = {p: s.decoder.watermark_ms for p, s in states.items()}
-        first: dict[int, int] = {}
-        for m in messages:
-            first.setdefault(m.partition(), m.offset())
+        present, at = np.unique(partitions, return_index=True)
         lags = {}
-        for partition, offset in first.items():
+        for partition, offset in zip(present.tolist(), offsets[at].tolist(), strict=True):
             _, high = consumer.get_watermark_offsets(ck.TopicPartition(topic, partition), cached=True)
             if high >= 0:
                 lags[partition] = max(0, high - offset)

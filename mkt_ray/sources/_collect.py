@@ -27,7 +27,7 @@ import msgspec
 
 from mkt_ray.contract import Limits, classify
 from mkt_ray.errors import BackpressureError, BrokerError, InputError
-from mkt_ray.kafka import producer_config
+from mkt_ray.kafka import producer_config, queue_message
 
 TENANT_MISMATCH = "tenant_mismatch"
 
@@ -192,16 +192,11 @@ class EventCollector:
         return verdict
 
     def _produce(self, raw: bytes, key: bytes, on_delivery: Callable[..., None]) -> None:
-        deadline = time.monotonic() + self.queue_wait_s
-        while True:
-            try:
-                self._producer.produce(self.topic, raw, key, on_delivery=on_delivery)
-                return
-            except BufferError:
-                if time.monotonic() > deadline:
-                    raise BackpressureError(f"the producer queue for topic {self.topic!r} is full",
-                                            retry_after=max(1.0, self.queue_wait_s)) from None
-                self._producer.poll(0.05)
+        try:
+            queue_message(self._producer, self.topic, raw, key, on_delivery=on_delivery, wait_s=self.queue_wait_s)
+        except BrokerError:
+            raise BackpressureError(f"the producer queue for topic {self.topic!r} is full",
+                                    retry_after=max(1.0, self.queue_wait_s)) from None
 
     def close(self) -> None:
         """Deliver what is queued (bounded by `flush_timeout_s`)."""

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from mkt_ray.embedded import free_port
@@ -19,6 +20,7 @@ from mkt_ray.kafka import (
     create_topics,
     produce_lines,
     producer_config,
+    queue_message,
     topic_end_offsets,
     topic_names,
 )
@@ -122,6 +124,28 @@ def test_undeliverable_messages_raise() -> None:
     conf = {"bootstrap.servers": f"127.0.0.1:{free_port()}", "message.timeout.ms": 500, "log_level": 0}
     with pytest.raises(BrokerError, match="2 of 2 messages to topic 'nowhere' were not delivered"):
         produce_lines(conf, "nowhere", [b"a", b"b"], lambda line: None)
+
+
+def test_a_full_producer_queue_drains_and_every_message_arrives(
+    kafka_conf: dict[str, Any], new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic(partitions=1)
+    producer = Producer(producer_config({**kafka_conf, "queue.buffering.max.messages": 2, "linger.ms": 0}))
+    for i in range(40):  # the queue holds 2: most calls find it full and wait for it to drain
+        queue_message(producer, topic, b"m%02d" % i, b"k", headers=[("n", str(i))])
+    assert producer.flush(30) == 0
+    records = consume_all(kafka_conf, topic, 40, headers=True)
+    assert [value for _, _, _, value, _ in records] == [b"m%02d" % i for i in range(40)]
+    assert [dict(headers)["n"] for *_, headers in records] == [str(i).encode() for i in range(40)]
+
+
+def test_a_queue_that_never_drains_is_an_error_after_the_wait() -> None:
+    conf = {"bootstrap.servers": f"127.0.0.1:{free_port()}", "queue.buffering.max.messages": 1, "log_level": 0}
+    producer = Producer(producer_config(conf))
+    queue_message(producer, "nowhere", b"first")
+    with pytest.raises(BrokerError, match="producer queue for topic 'nowhere' stayed full for 0.3 s"):
+        queue_message(producer, "nowhere", b"second", wait_s=0.3)
+    producer.purge()
 
 
 def test_client_configs_keep_caller_keys() -> None:
