@@ -148,7 +148,7 @@ class IngestActor:
                                      on_lost=self._on_lost)
             while not self._stop.is_set():
                 self._models.refresh(self._settings.tenants)  # re-reads the pointers every registry.poll_s
-                with gc_paused():  # a batch is ~100k new Message objects: collections would walk each several times
+                with gc_paused():  # up to batch_size new Message objects: collections would walk each many times
                     messages = self._consumer.consume(pipeline.batch_size, pipeline.poll_timeout_s)
                 if messages:
                     with self._lock:
@@ -229,7 +229,8 @@ class IngestActor:
             ray.get(self._store.insert_arrow.remote(ALERTS, alerts))
             for key, value in alert_messages(alerts):
                 queue_message(self._producer, self._settings.kafka.topic_alerts, value, key)
-            self._producer.flush(30)
+            if self._producer.flush(30) > 0:
+                raise BrokerError(f"alerts topic {self._settings.kafka.topic_alerts}: messages still queued after 30 s")
 
     def _attribute(self, partition: int, events: EventColumns, applied: int) -> pa.Table:
         forgotten = forgotten_rows(events["tenant_id"], events, self._tombstones)

@@ -74,7 +74,7 @@ class TenantShard:
         for tenant, partition in sorted(self._partition_of.items()):
             if partition not in watermarks or tenant not in self._settings.tenants:
                 continue
-            horizon = watermarks[partition] - int(self._settings.tenants[tenant].allowed_lateness_s * 1000)
+            horizon = watermarks[partition] - self._settings.tenants[tenant].allowed_lateness_ms
             for window, _, _ in WINDOW_KINDS:
                 before = self._horizons.get((tenant, window), _NEVER)
                 if horizon > before:

@@ -71,7 +71,14 @@ from benchmarks._cpu import CpuSampler, cpu_report
 from mkt_ray.contract import BatchDecoder, Event, Limits
 from mkt_ray.embedded import EmbeddedBroker
 from mkt_ray.kafka import create_topics, produce_lines, topic_end_offsets
-from mkt_ray.pipeline import kpi_window_rows, offset_ranges, process_batch, shard_tables, tenant_key
+from mkt_ray.pipeline import (
+    kpi_window_rows,
+    offset_ranges,
+    process_batch,
+    shard_tables,
+    tenant_key,
+    use_system_arrow_pool,
+)
 from mkt_ray.rawstore import archive_events, slice_name
 from mkt_ray.settings import ContractSettings, KafkaSettings, PipelineSettings, Settings, load_settings
 from mkt_ray.workload import generate_workload
@@ -267,7 +274,9 @@ def where_time_goes(
     """CPU per event of one batch's steps run in this process (best of 3, after a warm-up batch): msgspec's
     bare parse of the messages into `Event` (the floor under the decoder), decode, KPI rows of every window
     kind, the two as `process_batch`, the shards' slices of the valid events, encoded and pickled (what the
-    hop to the tenant shards costs the sender), the raw Parquet archive; beside the platform's CPU per event."""
+    hop to the tenant shards costs the sender), the raw Parquet archive; beside the platform's CPU per event.
+    Arrow allocates as in the pipeline's actors (`use_system_arrow_pool`)."""
+    use_system_arrow_pool()
     now_ms = int(NOW.timestamp() * 1000)
     limits = Limits.from_settings(CONTRACT)
     timed = lines[batch : 2 * batch] if len(lines) >= 2 * batch else lines[:batch]

@@ -86,6 +86,12 @@ class TenantConfig(_Frozen):
     channel_aliases: dict[str, str] = {}
     probabilistic_matching: ProbabilisticMatching = ProbabilisticMatching()
 
+    @property
+    def allowed_lateness_ms(self) -> int:
+        """`allowed_lateness_s` in whole milliseconds, rounded (1.001 s is 1001 ms): the one figure window
+        closing and the late-data count both use."""
+        return round(self.allowed_lateness_s * 1000)
+
     @model_validator(mode="after")
     def _position_weights_fit(self) -> TenantConfig:
         if self.position_first + self.position_last > 1.0:

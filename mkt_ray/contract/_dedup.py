@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import count, repeat
 
 import numpy as np
 
@@ -46,16 +45,13 @@ class DedupIndex:
         # rows whose id occurs once in the batch are decided at once against what came before; the few
         # whose id repeats inside the batch are decided in order (the first may make the next a duplicate)
         n = len(event_ids)
-        once = len(set(event_ids)) == n or None
-        if once is None:
-            counts = Counter(event_ids)
-            once = np.fromiter((counts[e] == 1 for e in event_ids), bool, n)
+        once = len(set(event_ids)) == n or _single(event_ids)
         duplicate = np.zeros(n, bool)
         rows = np.arange(n) if once is True else np.flatnonzero(once)
         single_ids = event_ids if once is True else [event_ids[i] for i in rows.tolist()]
         firsts = np.fromiter(map(ids.get, single_ids, repeat(_NEVER)), np.int64, len(single_ids))
         duplicate[rows] = firsts >= horizons[rows]
-        if once is True and not duplicate.any():  # the usual batch: every id new, recorded in one C pass
+        if once is True and not duplicate.any():  # the usual batch: no duplicate, every id recorded in one C pass
             ids.update(zip(event_ids, ts_ms.tolist(), strict=True))
             return duplicate
         fresh = rows[~duplicate[rows]]
@@ -91,3 +87,13 @@ class DedupIndex:
 
     def __len__(self) -> int:
         return sum(len(ids) for ids in self.seen.values())
+
+
+def _single(event_ids: list[str]) -> np.ndarray:
+    """Which ids occur once in the run: each row points at its id's first row (one C-level pass of
+    `dict.setdefault`); a first row some later row points at is a repeat too."""
+    first_row = np.fromiter(map({}.setdefault, event_ids, count()), np.int64, len(event_ids))
+    once = first_row == np.arange(len(event_ids))
+    once[first_row[~once]] = False
+    return once
+

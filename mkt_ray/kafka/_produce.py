@@ -1,4 +1,5 @@
-"""Produce messages, fast: no Python callback per message, poll only when the local queue is full."""
+"""Produce messages, fast: no poll per message (only when the local queue is full), and `produce_lines`
+without a Python callback per message (only failed deliveries are reported)."""
 
 from __future__ import annotations
 
@@ -28,12 +29,14 @@ def queue_message(
     """Queue one message. No poll per message (a caller flushes, which sends the lot and serves delivery
     reports); while the local queue is full, poll to let it drain and try again, for up to `wait_s`, then
     raise BrokerError (the broker is not taking messages)."""
-    deadline = time.monotonic() + wait_s
+    deadline = None
     while True:
         try:
             producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
             return
         except BufferError:
+            if deadline is None:  # the clock is read only once the queue is full
+                deadline = time.monotonic() + wait_s
             if time.monotonic() > deadline:
                 raise BrokerError(f"the producer queue for topic {topic!r} stayed full for {wait_s:g} s; "
                                   "is the broker up and accepting messages?") from None
@@ -67,7 +70,8 @@ def produce_lines(
 ) -> int:
     """Produce each line as one message keyed by `key_fn(line)` (None = no key); returns how many were sent.
 
-    Flushes before returning; raises BrokerError if any message could not be delivered.
+    Flushes before returning; raises BrokerError if any message could not be delivered, or if the local
+    queue stays full for QUEUE_WAIT_S (the broker takes no messages).
     `progress(n)` gets the running count every 10,000 messages and the total at the end (each count once).
     """
     errors = _DeliveryErrors()

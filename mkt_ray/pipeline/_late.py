@@ -59,12 +59,11 @@ def late_rows(
     ], schema=LATE_SCHEMA)
 
 
-
 def _lateness_ms(tenant_ids: np.ndarray, tenants: Mapping[str, TenantConfig]) -> np.ndarray | int:
     """Each event's allowed lateness (ms): one number when the batch's tenants share it, as they usually
     do, else one column comparison per tenant (not a dict lookup per event)."""
     names = dict.fromkeys(tenant_ids.tolist())
-    lateness_of = {t: round((tenants.get(t) or TenantConfig()).allowed_lateness_s * 1000) for t in names}
+    lateness_of = {t: (tenants.get(t) or TenantConfig()).allowed_lateness_ms for t in names}
     if len(set(lateness_of.values())) == 1:
         return next(iter(lateness_of.values()))
     lateness = np.zeros(len(tenant_ids), np.int64)
