@@ -253,7 +253,8 @@ class IngestActor:
                 for node in nodes:
                     removed.update(engine.forget(node))
                 if partition in self._seen_through:
-                    save_checkpoint(self._settings.raw_uri, partition, self._seen_through[partition], state, keep=1)
+                    save_checkpoint(self._settings.raw_uri, partition, self._seen_through[partition], state, keep=1,
+                                    key=self._raw_key)
             hashes = {identity_hash(tenant, node) for node in (*nodes, *removed)}
             self._tombstones = {**self._tombstones, tenant: self._tombstones.get(tenant, frozenset()) | hashes}
             return sorted(removed)
@@ -356,7 +357,7 @@ class IngestActor:
         every = self._settings.pipeline.checkpoint_every_s
         for partition, (_, last) in ranges.items():
             if time.monotonic() - self._checkpointed_at.get(partition, 0.0) >= every:
-                save_checkpoint(self._settings.raw_uri, partition, last, self._states[partition])
+                save_checkpoint(self._settings.raw_uri, partition, last, self._states[partition], key=self._raw_key)
                 self._checkpointed_at[partition] = time.monotonic()
 
     def _on_assign(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
@@ -368,7 +369,8 @@ class IngestActor:
             applied = int(ledger.get(tp.partition, -1))
             remove_after(self._settings.raw_uri, tp.partition, applied)
             drop_checkpoints_after(self._settings.raw_uri, tp.partition, applied)
-            restored = load_checkpoint(self._settings.raw_uri, tp.partition, applied) if applied >= 0 else None
+            restored = (load_checkpoint(self._settings.raw_uri, tp.partition, applied, self._raw_key)
+                        if applied >= 0 else None)
             state = restored[1] if restored else PartitionState()
             self._states[tp.partition] = state
             self._decoders[tp.partition] = BatchDecoder(self._settings.tenants, self._limits, state.decoder)

@@ -4,6 +4,10 @@ The partition's state (the decoder's accepted event ids and outlier statistics, 
 events are valid, and the tenants' attribution engines) must be taken over as of some offset, and the
 stream replayed from there. Checkpoints are pickles named `_checkpoints/p{partition}/{offset:020d}.pkl` under the raw
 store URI (a local folder or s3://); names starting with `_` are ignored by Parquet dataset readers.
+
+They hold event and identity ids, so where the raw store is encrypted (`raw_store.encryption_key`) they
+are sealed under the same key (AES-GCM, bound to their partition and offset); a checkpoint written
+before encryption was turned on is still read, and the next one is sealed.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import pickle
 import pyarrow.fs as pafs
 
 from mkt_ray.pipeline._attribution import PartitionState
+from mkt_ray.rawstore import seal, unseal
 
 _KEEP = 3  # older checkpoints are removed once a newer one is written
 
@@ -32,15 +37,22 @@ def _offsets(fs: pafs.FileSystem, folder: str) -> list[int]:
     return sorted(int(i.base_name.split(".")[0]) for i in infos if i.base_name.endswith(".pkl"))
 
 
-def save_checkpoint(uri: str, partition: int, offset: int, state: PartitionState, keep: int = _KEEP) -> None:
-    """Durably record `state` as of `offset` (the last offset it includes); keeps the newest `keep`
-    (1 after a right-to-be-forgotten request: older states still hold the forgotten person)."""
+def _label(partition: int, offset: int) -> str:
+    return f"checkpoint p{partition}/{offset:020d}"
+
+
+def save_checkpoint(uri: str, partition: int, offset: int, state: PartitionState, keep: int = _KEEP,
+                    key: bytes | None = None) -> None:
+    """Durably record `state` as of `offset` (the last offset it includes), sealed under `key` if given;
+    keeps the newest `keep` (1 after a right-to-be-forgotten request: older states still hold the
+    forgotten person)."""
     fs, root = _fs(uri)
     folder = _folder(root, partition)
     fs.create_dir(folder, recursive=True)
     temp, final = f"{folder}/.{offset:020d}.tmp", f"{folder}/{offset:020d}.pkl"
     with fs.open_output_stream(temp) as out:
-        out.write(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        out.write(data if key is None else seal(data, key, _label(partition, offset)))
     fs.move(temp, final)
     for old in _offsets(fs, folder)[:-keep]:
         fs.delete_file(f"{folder}/{old:020d}.pkl")
@@ -58,12 +70,14 @@ def drop_checkpoints_after(uri: str, partition: int, offset: int) -> int:
     return len(stale)
 
 
-def load_checkpoint(uri: str, partition: int, at_most: int) -> tuple[int, PartitionState] | None:
-    """The newest checkpoint whose offset is at most `at_most`, as (offset, state); None if there is none."""
+def load_checkpoint(uri: str, partition: int, at_most: int, key: bytes | None = None) -> tuple[int, PartitionState] | None:
+    """The newest checkpoint whose offset is at most `at_most`, as (offset, state); None if there is none.
+    A sealed one needs `key` (RawKeyError without it or with another)."""
     fs, root = _fs(uri)
     folder = _folder(root, partition)
     usable = [o for o in _offsets(fs, folder) if o <= at_most]
     if not usable:
         return None
     with fs.open_input_stream(f"{folder}/{usable[-1]:020d}.pkl") as data:
-        return usable[-1], pickle.loads(data.read())  # noqa: S301 - our own files, written above
+        blob = unseal(data.read(), key, _label(partition, usable[-1]))
+    return usable[-1], pickle.loads(blob)  # noqa: S301 - our own files, written above

@@ -9,7 +9,7 @@ from mkt_ray.rawstore._archive import (
     remove_after,
     slice_name,
 )
-from mkt_ray.rawstore._encryption import LocalKmsClient, RawKeyError, parse_key, raw_key
+from mkt_ray.rawstore._encryption import LocalKmsClient, RawKeyError, parse_key, raw_key, seal, unseal
 from mkt_ray.rawstore._events import events_from_arrow, read_events
 from mkt_ray.rawstore._forget import (
     forget_raw_rows,
@@ -43,5 +43,7 @@ __all__ = [
     "read_raw",
     "remove_after",
     "save_tombstones",
+    "seal",
     "slice_name",
+    "unseal",
 ]

@@ -25,6 +25,7 @@ from mkt_ray.settings import RawStoreSettings
 KEY_BYTES = 32  # AES-256
 MASTER_KEY_ID = "mkt-raw-master"
 _NONCE_BYTES = 12
+_SEALED = b"MKTSEAL1"  # starts every sealed blob; a pickle starts with its protocol byte, 0x80
 _CACHE = timedelta(hours=1)
 
 
@@ -79,6 +80,29 @@ class LocalKmsClient(pe.KmsClient):
         except InvalidTag:
             raise RawKeyError("raw store: the configured key does not open this file "
                               "(written with another raw_store.encryption_key)") from None
+
+
+def seal(data: bytes, master_key: bytes, label: str) -> bytes:
+    """`data` encrypted with AES-GCM under the master key and bound to `label` (what the bytes are, e.g.
+    which partition and offset a checkpoint holds: sealed bytes moved under another label do not open),
+    behind a header that marks them sealed."""
+    nonce = os.urandom(_NONCE_BYTES)
+    return _SEALED + nonce + AESGCM(master_key).encrypt(nonce, data, label.encode())
+
+
+def unseal(blob: bytes, master_key: bytes | None, label: str) -> bytes:
+    """The bytes `seal` sealed under `label`; bytes without the header (written while the store was not
+    encrypted) come back as they are. RawKeyError without the key or with another one."""
+    if not blob.startswith(_SEALED):
+        return blob
+    if master_key is None:
+        raise RawKeyError(f"{label} is encrypted: configure raw_store.encryption_key or encryption_key_file")
+    body = blob[len(_SEALED):]
+    try:
+        return AESGCM(master_key).decrypt(body[:_NONCE_BYTES], body[_NONCE_BYTES:], label.encode())
+    except InvalidTag:
+        raise RawKeyError(f"{label}: the configured key does not open it (sealed with another "
+                          "raw_store.encryption_key, or not for this name)") from None
 
 
 def _factory(master_key: bytes) -> tuple[pe.CryptoFactory, pe.KmsConnectionConfig]:

@@ -1,11 +1,16 @@
 """Checkpoint files: a state saved ahead of the ledger (a batch decoded but never written) is dropped at
-takeover, so a later keep=1 save (after a right-to-be-forgotten request) is the one that survives."""
+takeover, so a later keep=1 save (after a right-to-be-forgotten request) is the one that survives; with
+the raw store encrypted, checkpoints are sealed under its key."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
+
 from mkt_ray.pipeline import PartitionState, drop_checkpoints_after, load_checkpoint, save_checkpoint
+from mkt_ray.rawstore import RawKeyError
 
 
 def _offsets(root: Path, partition: int) -> list[int]:
@@ -24,3 +29,35 @@ def test_checkpoints_ahead_of_the_ledger_are_dropped_and_keep_one_keeps_the_new_
     save_checkpoint(uri, 3, 250, PartitionState(), keep=1)  # after a forget: only the state without the person
     assert _offsets(tmp_path, 3) == [250]
     assert drop_checkpoints_after(uri, 7, 0) == 0  # a partition with no checkpoints
+
+
+def _state(event_id: str) -> PartitionState:
+    state = PartitionState()
+    state.decoder.dedup.seen = {"acme": {event_id: 1_700_000_000_000}}
+    return state
+
+
+def test_sealed_checkpoints_open_only_with_their_key_and_name(tmp_path: Path) -> None:
+    uri, key, other = str(tmp_path), os.urandom(32), os.urandom(32)
+    save_checkpoint(uri, 2, 41, _state("ev-secret-41"), key=key)
+    path = tmp_path / "_checkpoints" / "p2" / f"{41:020d}.pkl"
+    assert b"ev-secret-41" not in path.read_bytes()  # the ids are not readable on disk
+    offset, restored = load_checkpoint(uri, 2, at_most=100, key=key)
+    assert (offset, restored.decoder.dedup.seen) == (41, {"acme": {"ev-secret-41": 1_700_000_000_000}})
+    with pytest.raises(RawKeyError, match="is encrypted: configure raw_store.encryption_key"):
+        load_checkpoint(uri, 2, at_most=100)
+    with pytest.raises(RawKeyError, match="the configured key does not open it"):
+        load_checkpoint(uri, 2, at_most=100, key=other)
+    path.rename(path.with_name(f"{45:020d}.pkl"))  # sealed for offset 41: it does not pass for 45
+    with pytest.raises(RawKeyError, match="checkpoint p2/00000000000000000045"):
+        load_checkpoint(uri, 2, at_most=100, key=key)
+
+
+def test_a_plain_checkpoint_is_read_once_encryption_is_on_and_the_next_one_is_sealed(tmp_path: Path) -> None:
+    uri, key = str(tmp_path), os.urandom(32)
+    save_checkpoint(uri, 0, 9, _state("ev-before"))  # written while the store was not encrypted
+    assert load_checkpoint(uri, 0, at_most=9, key=key)[1].decoder.dedup.seen == {"acme": {"ev-before": 1_700_000_000_000}}
+    save_checkpoint(uri, 0, 19, _state("ev-after"), key=key, keep=1)
+    assert _offsets(tmp_path, 0) == [19]
+    assert b"ev-after" not in (tmp_path / "_checkpoints" / "p0" / f"{19:020d}.pkl").read_bytes()
+    assert load_checkpoint(uri, 0, at_most=19, key=key)[1].decoder.dedup.seen == {"acme": {"ev-after": 1_700_000_000_000}}

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from actors.launcher import Platform
 from mkt_ray.kafka import produce_lines, topic_end_offsets
-from mkt_ray.pipeline import tenant_key
+from mkt_ray.pipeline import load_checkpoint, tenant_key
 from mkt_ray.rawstore import RawKeyError, identity_hash, read_raw, save_tombstones
 from mkt_ray.settings import PipelineSettings, RawStoreSettings, load_settings
 from mkt_ray.workload import generate_workload
@@ -38,7 +38,7 @@ def live(broker, kafka_settings, ray_session, tmp_path_factory) -> dict:
     settings = load_settings(
         data_dir=folder / "live",
         kafka=kafka_settings(bootstrap_servers=broker.bootstrap, consumer_group=f"g-{tag}", partitions=2),
-        pipeline=PipelineSettings(ingest_actors=1, batch_size=2000),
+        pipeline=PipelineSettings(ingest_actors=1, batch_size=2000, checkpoint_every_s=1e-6),  # one per batch
         raw_store=RawStoreSettings(encryption_key=SecretStr(KEY.hex())),
     ).with_tenants(TENANTS)
     now = datetime.now(UTC)
@@ -75,6 +75,20 @@ def _assert_equal_to_live(report: dict, live: dict, tenant: str) -> None:
         for channel, credit in channels.items():
             assert got[model][channel]["conversions"] == pytest.approx(credit["conversions"], rel=1e-9, abs=1e-9)
             assert got[model][channel]["revenue"] == pytest.approx(credit["revenue"], rel=1e-9, abs=1e-9)
+
+
+def test_the_live_run_sealed_its_checkpoints_under_the_raw_store_key(live: dict) -> None:
+    files = sorted(Path(live["raw"], "_checkpoints").rglob("*.pkl"))
+    assert files, "the ingest member saved no checkpoint"
+    assert all(f.read_bytes().startswith(b"MKTSEAL1") for f in files)  # sealed, not plain pickles
+    accepted = 0
+    for folder in {f.parent for f in files}:
+        with pytest.raises(RawKeyError):
+            load_checkpoint(live["raw"], int(folder.name[1:]), at_most=10**12)  # no key
+        _, state = load_checkpoint(live["raw"], int(folder.name[1:]), at_most=10**12, key=KEY)
+        accepted += sum(len(ids) for ids in state.decoder.dedup.seen.values())
+    # the newest checkpoints, opened with the key, hold every event the warehouse counted, each once
+    assert accepted == sum(int(live["kpis"][t]["events"]) for t in TENANTS)
 
 
 def test_replay_into_an_empty_warehouse_twice_equals_the_live_run(live: dict) -> None:
