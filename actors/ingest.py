@@ -43,8 +43,7 @@ import ray
 
 from mkt_ray.attribution import warm_up
 from mkt_ray.contract import BatchDecoder, EventColumns, Limits, gc_paused
-from mkt_ray.errors import BrokerError
-from mkt_ray.kafka import consumer_config, data_messages, producer_config, queue_message
+from mkt_ray.kafka import consumer_config, data_messages, flush_queued, producer_config, queue_message
 from mkt_ray.observability import BatchObserver, alert_messages, span
 from mkt_ray.pipeline import (
     ATTRIBUTION,
@@ -229,8 +228,7 @@ class IngestActor:
             ray.get(self._store.insert_arrow.remote(ALERTS, alerts))
             for key, value in alert_messages(alerts):
                 queue_message(self._producer, self._settings.kafka.topic_alerts, value, key)
-            if self._producer.flush(30) > 0:
-                raise BrokerError(f"alerts topic {self._settings.kafka.topic_alerts}: messages still queued after 30 s")
+            flush_queued(self._producer, self._settings.kafka.topic_alerts)
 
     def _attribute(self, partition: int, events: EventColumns, applied: int) -> pa.Table:
         forgotten = forgotten_rows(events["tenant_id"], events, self._tombstones)
@@ -332,8 +330,7 @@ class IngestActor:
             for r in (r for r, gone in zip(out.rejects, forgotten, strict=True) if not gone):
                 headers = [("reason", r.reason.code), ("partition", str(r.partition)), ("offset", str(r.offset))]
                 queue_message(self._producer, topic, r.raw, headers=headers)
-            if self._producer.flush(30) > 0:
-                raise BrokerError(f"quarantine topic {topic}: messages still queued after 30 s")
+            flush_queued(self._producer, topic)
             rows = out.quarantine_rows.filter(pa.array(~forgotten)) if forgotten.any() else out.quarantine_rows
             ray.get(self._store.insert_arrow.remote(QUARANTINE, rows, f"q-{token}"))
 

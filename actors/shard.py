@@ -25,8 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray
 
-from mkt_ray.errors import BrokerError
-from mkt_ray.kafka import producer_config, queue_message
+from mkt_ray.kafka import flush_queued, producer_config, queue_message
 from mkt_ray.kernels import WINDOW_KINDS
 from mkt_ray.pipeline import (
     KPI,
@@ -119,8 +118,7 @@ class TenantShard:
             key = "/".join(map(str, parts)) + "/" + rule
             value = msgspec.json.encode(dict(zip(names, values, strict=True)))  # NaN becomes null
             queue_message(self._producer, topic, value, key.encode())
-        if self._producer.flush(30) > 0:
-            raise BrokerError(f"topic {topic}: messages still queued after 30 s")
+        flush_queued(self._producer, topic)
 
     def _known_tenants(self) -> dict[str, int]:
         rows = ray.get(self._store.query_rows.remote(

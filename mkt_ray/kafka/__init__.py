@@ -4,7 +4,7 @@ from mkt_ray.kafka._clients import consumer_config, producer_config
 from mkt_ray.kafka._connect import check_brokers
 from mkt_ray.kafka._consume import consume_all, data_messages
 from mkt_ray.kafka._offsets import committed_offsets, topic_end_offsets
-from mkt_ray.kafka._produce import produce_lines, queue_message
+from mkt_ray.kafka._produce import flush_queued, produce_lines, queue_message
 from mkt_ray.kafka._topics import create_topics, topic_configs, topic_names
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "data_messages",
     "consumer_config",
     "create_topics",
+    "flush_queued",
     "produce_lines",
     "producer_config",
     "queue_message",

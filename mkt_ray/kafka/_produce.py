@@ -43,6 +43,13 @@ def queue_message(
             producer.poll(0.05)
 
 
+def flush_queued(producer: Producer, topic: str, timeout_s: float = 30.0) -> None:
+    """Send what `queue_message` queued and wait for it; BrokerError if any is still queued after `timeout_s`."""
+    remaining = producer.flush(timeout_s)
+    if remaining > 0:
+        raise BrokerError(f"topic {topic}: {remaining} messages still queued after {timeout_s:g} s")
+
+
 class _DeliveryErrors:
     """Collects failed deliveries and fatal producer errors (only errors are reported, see producer_config)."""
 

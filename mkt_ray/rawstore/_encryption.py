@@ -69,25 +69,33 @@ class LocalKmsClient(pe.KmsClient):
         self._aead = AESGCM(master_key)
 
     def wrap_key(self, key_bytes: bytes, master_key_identifier: str) -> str:
-        nonce = os.urandom(_NONCE_BYTES)
-        sealed = self._aead.encrypt(nonce, key_bytes, master_key_identifier.encode())
-        return base64.b64encode(nonce + sealed).decode()
+        return base64.b64encode(_encrypt(self._aead, key_bytes, master_key_identifier)).decode()
 
     def unwrap_key(self, wrapped_key: str, master_key_identifier: str) -> bytes:
-        blob = base64.b64decode(wrapped_key)
-        try:
-            return self._aead.decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], master_key_identifier.encode())
-        except InvalidTag:
-            raise RawKeyError("raw store: the configured key does not open this file "
-                              "(written with another raw_store.encryption_key)") from None
+        return _decrypt(self._aead, base64.b64decode(wrapped_key), master_key_identifier,
+                        "raw store: the configured key does not open this file "
+                        "(written with another raw_store.encryption_key)")
+
+
+def _encrypt(aead: AESGCM, data: bytes, label: str) -> bytes:
+    """A fresh nonce, then `data` sealed with it and bound to `label`."""
+    nonce = os.urandom(_NONCE_BYTES)
+    return nonce + aead.encrypt(nonce, data, label.encode())
+
+
+def _decrypt(aead: AESGCM, blob: bytes, label: str, refusal: str) -> bytes:
+    """What `_encrypt` sealed under `label`; RawKeyError(refusal) with another key or label."""
+    try:
+        return aead.decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], label.encode())
+    except InvalidTag:
+        raise RawKeyError(refusal) from None
 
 
 def seal(data: bytes, master_key: bytes, label: str) -> bytes:
     """`data` encrypted with AES-GCM under the master key and bound to `label` (what the bytes are, e.g.
     which partition and offset a checkpoint holds: sealed bytes moved under another label do not open),
     behind a header that marks them sealed."""
-    nonce = os.urandom(_NONCE_BYTES)
-    return _SEALED + nonce + AESGCM(master_key).encrypt(nonce, data, label.encode())
+    return _SEALED + _encrypt(AESGCM(master_key), data, label)
 
 
 def unseal(blob: bytes, master_key: bytes | None, label: str) -> bytes:
@@ -97,12 +105,8 @@ def unseal(blob: bytes, master_key: bytes | None, label: str) -> bytes:
         return blob
     if master_key is None:
         raise RawKeyError(f"{label} is encrypted: configure raw_store.encryption_key or encryption_key_file")
-    body = blob[len(_SEALED):]
-    try:
-        return AESGCM(master_key).decrypt(body[:_NONCE_BYTES], body[_NONCE_BYTES:], label.encode())
-    except InvalidTag:
-        raise RawKeyError(f"{label}: the configured key does not open it (sealed with another "
-                          "raw_store.encryption_key, or not for this name)") from None
+    return _decrypt(AESGCM(master_key), blob[len(_SEALED):], label, f"{label}: the configured key does not open "
+                    "it (sealed with another raw_store.encryption_key, or not for this name)")
 
 
 def _factory(master_key: bytes) -> tuple[pe.CryptoFactory, pe.KmsConnectionConfig]:
