@@ -64,7 +64,7 @@ from mkt_ray.pipeline import (
 )
 from mkt_ray.pipeline._tables import ALERTS, LATE
 from mkt_ray.rawstore import (
-    archive_table,
+    archive_partitions,
     forgotten_raw,
     forgotten_rows,
     identity_hash,
@@ -288,10 +288,8 @@ class IngestActor:
         started = time.perf_counter()
         events = out.events
         kept = ~forgotten_rows(events["tenant_id"], events, self._tombstones)
-        table = events.to_arrow()  # once: each slice is an Arrow filter, not a copy of every text column
-        for partition, (first, last) in out.ranges.items():
-            rows = pa.array((events["partition"] == partition) & kept)
-            archive_table(table.filter(rows), self._settings.raw_uri, slice_name(partition, first, last), key=self._raw_key)
+        stems = {partition: slice_name(partition, first, last) for partition, (first, last) in out.ranges.items()}
+        archive_partitions(events.to_arrow(), self._settings.raw_uri, stems, self._raw_key, keep=kept)
         self._phase_s["raw_archive (overlapped)"] += time.perf_counter() - started
 
     def _write(self, out: BatchOutput, now_ms: int, late: pa.Table) -> dict[int, dict[str, int]]:

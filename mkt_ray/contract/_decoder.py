@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import count, repeat
+from itertools import repeat
 from operator import attrgetter
 
 import msgspec
@@ -24,6 +24,7 @@ import numpy as np
 from mkt_ray.contract._classify import Limits, classify, parse_json
 from mkt_ray.contract._columns import EventColumns, columns_from_events
 from mkt_ray.contract._dedup import DedupIndex
+from mkt_ray.contract._groups import group_rows
 from mkt_ray.contract._outlier import OutlierGuard
 from mkt_ray.contract._reasons import Reason
 from mkt_ray.contract._rules import PII_KEY_TEXT
@@ -270,15 +271,9 @@ class BatchDecoder:
                 continue
             campaign = campaigns[rows]
             campaign[_is_none(campaign)] = ""
-            # group ids by C-level zip and dict lookups, then a stable sort: each group's rows keep stream order
-            ids: dict[tuple, int] = {}
             keys = zip(tenants[rows].tolist(), campaign.tolist(), etypes[rows].tolist(), strict=True)
-            codes = np.fromiter(map(ids.setdefault, keys, count()), np.int64, len(rows))
-            order = np.argsort(codes, kind="stable")
-            bounds = np.flatnonzero(np.diff(codes[order])) + 1
-            for members in np.split(rows[order], bounds):
-                first = members[0]
-                key = (tenants[first], campaigns[first] or "", EVENT_TYPES[etypes[first]], metric)
+            for (tenant, campaign_id, etype), members in group_rows(keys, rows):
+                key = (tenant, campaign_id, EVENT_TYPES[etype], metric)
                 flags[members] |= self.state.outliers.judge(key, values[members])
         return flags
 

@@ -7,6 +7,8 @@ from itertools import count, repeat
 
 import numpy as np
 
+from mkt_ray.contract._groups import group_rows
+
 _NEVER = np.iinfo(np.int64).min  # "not seen": older than any horizon
 
 
@@ -28,10 +30,9 @@ class DedupIndex:
     def mark_duplicates(self, tenants: np.ndarray, event_ids: np.ndarray, ts_ms: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
         """Duplicate flags for the candidate events (all by default), in stream order; the others are recorded."""
         flags = np.zeros(len(tenants), dtype=bool)
-        candidates = np.ones(len(tenants), bool) if candidates is None else candidates
-        for tenant in dict.fromkeys(tenants[candidates].tolist()):
-            rows = np.flatnonzero(candidates & (tenants == tenant))
-            flags[rows] = self._mark_tenant(tenant, event_ids[rows].tolist(), ts_ms[rows])
+        rows = np.arange(len(tenants)) if candidates is None else np.flatnonzero(candidates)
+        for tenant, members in group_rows(tenants[rows].tolist(), rows):
+            flags[members] = self._mark_tenant(tenant, event_ids[members].tolist(), ts_ms[members])
         if self.inserted_since_evict > 1_000_000:
             self.evict()
         return flags

@@ -3,11 +3,12 @@
 from mkt_ray.rawstore._archive import (
     PARTITIONING,
     archive_events,
-    archive_table,
+    archive_partitions,
     raw_dataset,
     read_raw,
     remove_after,
     slice_name,
+    write_parquet,
 )
 from mkt_ray.rawstore._encryption import LocalKmsClient, RawKeyError, parse_key, raw_key, seal, unseal
 from mkt_ray.rawstore._events import events_from_arrow, read_events
@@ -27,7 +28,7 @@ __all__ = [
     "LocalKmsClient",
     "RawKeyError",
     "archive_events",
-    "archive_table",
+    "archive_partitions",
     "events_from_arrow",
     "forget_raw_rows",
     "forgotten_raw",
@@ -45,5 +46,6 @@ __all__ = [
     "save_tombstones",
     "seal",
     "slice_name",
+    "write_parquet",
     "unseal",
 ]

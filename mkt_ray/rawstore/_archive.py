@@ -6,16 +6,19 @@ replayed after a crash rewrites the same files instead of adding copies: the arc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from mkt_ray.contract import EventColumns
-from mkt_ray.rawstore._encryption import RawKeyError, read_format, write_format
+from mkt_ray.rawstore._encryption import RawKeyError, file_encryption, read_format
 
 _DAY_MS = 86_400_000
 _DICTIONARY_COLUMNS = ("source", "campaign_id")  # the few text columns that repeat within a file
@@ -35,43 +38,72 @@ def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
 def archive_events(events: EventColumns, uri: str, batch_name: str, key: bytes | None = None) -> int:
     """Write one batch of valid events under `uri`; returns the rows written. With `key` (see
     `raw_key`), every file is encrypted (Parquet modular encryption, AES-GCM, footer included)."""
-    return archive_table(events.to_arrow(), uri, batch_name, key) if len(events) else 0
+    return archive_partitions(events.to_arrow(), uri, {}, key, default=batch_name) if len(events) else 0
 
 
-def archive_table(table: pa.Table, uri: str, batch_name: str, key: bytes | None = None) -> int:
-    """`archive_events` for events already in Arrow form (`EventColumns.to_arrow`, or rows filtered from
-    it): a batch converted once can be archived slice by slice without copying its text columns again."""
+def archive_partitions(
+    table: pa.Table, uri: str, stems: Mapping[int, str], key: bytes | None = None,
+    keep: np.ndarray | None = None, default: str | None = None,
+) -> int:
+    """Write the rows of each Kafka partition in `stems` (by the table's `partition` column) to files named
+    after that partition's stem (`slice_name`); rows of other partitions go under `default`, or nowhere
+    if it is None; rows `keep` marks False are not written. Returns the rows written.
+
+    One file per partition, tenant, date and event type: the rows are ordered by those once (a stable
+    sort, so each file keeps stream order) and each file is a slice of one `take`, written by one Parquet
+    writer. ~35% less CPU than `pyarrow.dataset.write_dataset` partitioning the same table (a batch
+    writes dozens of small files, and the per-file cost dominates).
+    """
     if table.num_rows == 0:
         return 0
-    table = table.set_column(table.schema.get_field_index("event_type"), "event_type", pc.cast(table["event_type"], pa.string()))
-    table = table.append_column("date", _dates(table["ts_ms"].to_numpy()))
+    names = [*stems.values(), default]
+    stem_codes = np.full(table.num_rows, len(stems) if default is not None else -1, np.int64)
+    if stems:
+        partitions = table["partition"].to_numpy()
+        for code, partition in enumerate(stems):
+            stem_codes[partitions == partition] = code
+    if keep is not None:
+        stem_codes[~keep] = -1
+    tenants, tenant_codes = _codes(table["tenant_id"])
+    types, type_codes = _codes(table["event_type"])
+    days, day_codes = np.unique(table["ts_ms"].to_numpy() // _DAY_MS, return_inverse=True)
+    group = ((stem_codes * len(tenants) + tenant_codes) * len(days) + day_codes) * len(types) + type_codes
+    order = np.flatnonzero(stem_codes >= 0)
+    order = order[np.argsort(group[order], kind="stable")]
+    if not len(order):
+        return 0
+    sorted_groups = group[order]
+    starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]]).tolist()
+    body = table.drop_columns(["tenant_id", "event_type"]).take(order)
     filesystem, root = _filesystem(uri)
-    if key is None:
-        parquet = ds.ParquetFileFormat()
-        options = parquet.make_write_options()
-    else:
-        parquet, options = write_format(key)
+    root = root.rstrip("/")
+    for start, stop in zip(starts, [*starts[1:], len(order)], strict=True):
+        code = int(sorted_groups[start])
+        code, type_code = divmod(code, len(types))
+        code, day_code = divmod(code, len(days))
+        stem_code, tenant_code = divmod(code, len(tenants))
+        date = datetime.fromtimestamp(int(days[day_code]) * _DAY_MS / 1000, UTC).strftime("%Y-%m-%d")
+        folder = "/".join([root, *(f"{name}={quote(value, safe='')}" for name, value in (
+            ("tenant_id", tenants[tenant_code]), ("date", date), ("event_type", types[type_code])))])
+        filesystem.create_dir(folder, recursive=True)
+        write_parquet(filesystem, f"{folder}/{names[stem_code]}-0.parquet", body.slice(start, stop - start), key)
+    return len(order)
+
+
+def write_parquet(filesystem: pafs.FileSystem, path: str, table: pa.Table, key: bytes | None) -> None:
+    """One raw Parquet file (encrypted under `key` when given; see `file_encryption`)."""
+    encryption = file_encryption(key) if key is not None else None
     # ids and JSON text are nearly all distinct within a file: a dictionary there is built and dropped
-    options.update(use_dictionary=list(_DICTIONARY_COLUMNS))
-    ds.write_dataset(
-        table,
-        root,
-        filesystem=filesystem,
-        format=parquet,
-        file_options=options,
-        partitioning=PARTITIONING,
-        basename_template=f"{batch_name}-{{i}}.parquet",
-        existing_data_behavior="overwrite_or_ignore",
-    )
-    return table.num_rows
+    dictionary = [name for name in _DICTIONARY_COLUMNS if name in table.column_names]
+    pq.write_table(table, path, filesystem=filesystem, use_dictionary=dictionary, encryption_properties=encryption)
 
 
-def _dates(ts_ms: np.ndarray) -> pa.Array:
-    """The UTC date (YYYY-MM-DD) of each event time: each distinct day formatted once (a batch spans a
-    day or two), 10x less CPU than formatting every timestamp."""
-    days, day_of_row = np.unique(ts_ms // _DAY_MS, return_inverse=True)
-    names = pa.array([datetime.fromtimestamp(int(d) * _DAY_MS / 1000, UTC).strftime("%Y-%m-%d") for d in days])
-    return pa.DictionaryArray.from_arrays(day_of_row.astype(np.int32), names).cast(pa.string())
+def _codes(column: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
+    """A text (or dictionary) column's distinct values and each row's index into them."""
+    encoded = column.combine_chunks()
+    if not pa.types.is_dictionary(encoded.type):
+        encoded = pc.dictionary_encode(encoded)
+    return encoded.dictionary.to_pylist(), encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def slice_name(partition: int, first: int, last: int) -> str:

@@ -15,6 +15,7 @@ import os
 from datetime import timedelta
 
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pyarrow.parquet.encryption as pe
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -113,18 +114,17 @@ def _factory(master_key: bytes) -> tuple[pe.CryptoFactory, pe.KmsConnectionConfi
     return pe.CryptoFactory(lambda _config: LocalKmsClient(master_key)), pe.KmsConnectionConfig()
 
 
-def write_format(master_key: bytes) -> tuple[ds.ParquetFileFormat, ds.ParquetFileWriteOptions]:
-    """The Parquet format and write options that encrypt every column and the footer."""
+def file_encryption(master_key: bytes) -> pq.FileEncryptionProperties:
+    """Encryption properties for one Parquet file (fresh data keys): every column and the footer."""
     factory, connection = _factory(master_key)
     config = pe.EncryptionConfiguration(
         footer_key=MASTER_KEY_ID, uniform_encryption=True, encryption_algorithm="AES_GCM_V1",
         plaintext_footer=False, data_key_length_bits=KEY_BYTES * 8, cache_lifetime=_CACHE)
-    parquet = ds.ParquetFileFormat()
-    return parquet, parquet.make_write_options(encryption_config=ds.ParquetEncryptionConfig(factory, connection, config))
+    return factory.file_encryption_properties(connection, config)
 
 
 def read_format(master_key: bytes) -> ds.ParquetFileFormat:
-    """The Parquet format that decrypts files written by `write_format` with the same key."""
+    """The Parquet format that decrypts files written with `file_encryption` under the same key."""
     factory, connection = _factory(master_key)
     decryption = ds.ParquetDecryptionConfig(factory, connection, pe.DecryptionConfiguration(cache_lifetime=_CACHE))
     return ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(decryption_config=decryption))

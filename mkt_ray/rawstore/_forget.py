@@ -27,8 +27,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from mkt_ray.contract import IDENTITY_FIELDS
-from mkt_ray.rawstore._archive import _filesystem, raw_dataset
-from mkt_ray.rawstore._encryption import read_format, write_format
+from mkt_ray.rawstore._archive import _filesystem, raw_dataset, write_parquet
+from mkt_ray.rawstore._encryption import read_format
 
 _TOMBSTONES = "_tombstones"
 
@@ -161,14 +161,11 @@ def _rows_of(table: pa.Table, wanted: Mapping[str, set[str]]) -> pa.Array:
 
 
 def _replace(filesystem: pafs.FileSystem, path: str, table: pa.Table, key: bytes | None) -> None:
-    """Write `table` to a hidden sibling folder, then move it over `path`."""
+    """Write `table` to a hidden sibling file (readers skip names starting with `_`), then move it over `path`."""
     folder, _, name = path.rpartition("/")
-    temp = f"{folder}/_rewrite-{uuid.uuid4().hex}"
-    fmt, options = write_format(key) if key is not None else ("parquet", None)
-    ds.write_dataset(table, temp, filesystem=filesystem, format=fmt, file_options=options,
-                     basename_template=f"{name}.{{i}}")
-    filesystem.move(f"{temp}/{name}.0", path)
-    filesystem.delete_dir(temp)
+    temp = f"{folder}/_rewrite-{uuid.uuid4().hex}-{name}"
+    write_parquet(filesystem, temp, table, key)
+    filesystem.move(temp, path)
 
 
 def linked_nodes(uri: str, tenant: str, nodes: Iterable[str], key: bytes | None = None) -> set[str]:
