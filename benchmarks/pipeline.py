@@ -28,7 +28,7 @@ What is measured, for mkt-ray:
   CPU seconds of the thread that ran each phase (Arrow's own threads, e.g. the Parquet writer's, are in
   `cpu_s_by_process` only).
 - `where_time_goes`: the CPU per event of one batch's steps run in this process (decode, KPI rows,
-  the hop to the shards, raw Parquet archive), beside the platform's CPU per event.
+  attribution, the hop to the shards, raw Parquet archive), beside the platform's CPU per event.
 - `other_processes_cpu_s` (both sides): CPU used meanwhile by processes outside the run; well above 0
   means the machine was shared and the rates are low.
 Quix's `cpu_s` is sampled the same way over its processing span; `cpu_s_incl_startup` is its whole run.
@@ -72,6 +72,8 @@ from mkt_ray.contract import BatchDecoder, Event, Limits
 from mkt_ray.embedded import EmbeddedBroker
 from mkt_ray.kafka import create_topics, produce_lines, topic_end_offsets
 from mkt_ray.pipeline import (
+    PartitionState,
+    attribute_partition,
     kpi_window_rows,
     offset_ranges,
     process_batch,
@@ -273,7 +275,8 @@ def where_time_goes(
 ) -> dict[str, Any]:
     """CPU per event of one batch's steps run in this process (best of 3, after a warm-up batch): msgspec's
     bare parse of the messages into `Event` (the floor under the decoder), decode, KPI rows of every window
-    kind, the two as `process_batch`, the shards' slices of the valid events, encoded and pickled (what the
+    kind, the two as `process_batch`, attribution (every tenant's engine from empty, as one partition's
+    batch holding all the tenants: in the pipeline a partition holds fewer), the shards' slices of the valid events, encoded and pickled (what the
     hop to the tenant shards costs the sender), the raw Parquet archive; beside the platform's CPU per event.
     Arrow allocates as in the pipeline's actors (`use_system_arrow_pool`)."""
     use_system_arrow_pool()
@@ -289,6 +292,7 @@ def where_time_goes(
     rows_s, _ = _cpu_of(lambda: kpi_window_rows(decoded.events, offset_ranges(part, offs), now_ms))
     batch_s, _ = _cpu_of(lambda: process_batch(BatchDecoder(tenants, limits), timed, part, offs, now_ms))
     hop_s, _ = _cpu_of(lambda: [pickle.dumps(t, protocol=5) for t in shard_tables(decoded.events, shards).values()])
+    attribution_s, _ = _cpu_of(lambda: attribute_partition(PartitionState(), decoded.events, {}, -1))
     raw_dir = tempfile.mkdtemp(prefix="bench-raw-")
     try:
         names = iter(range(1_000))
@@ -299,7 +303,8 @@ def where_time_goes(
     return {
         "batch": n, "msgspec_parse_us_per_event": round(parse_s * us, 2),
         "decode_us_per_event": round(decode_s * us, 2), "kpi_rows_us_per_event": round(rows_s * us, 2),
-        "process_batch_us_per_event": round(batch_s * us, 2), "shard_hop_us_per_event": round(hop_s * us, 2),
+        "process_batch_us_per_event": round(batch_s * us, 2), "attribution_us_per_event": round(attribution_s * us, 2),
+        "shard_hop_us_per_event": round(hop_s * us, 2),
         "raw_archive_us_per_event": round(archive_s * us, 2), "platform_cpu_us_per_event": cpu_us_per_event,
     }
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
-from itertools import count, repeat
 
 import numpy as np
 
 from mkt_ray.contract._groups import group_rows
 
-_NEVER = np.iinfo(np.int64).min  # "not seen": older than any horizon
+_CACHED_INT_MAX = 256  # CPython shares one int object for each value up to this
 
 
 @dataclass
@@ -43,24 +43,24 @@ class DedupIndex:
         self.watermark[tenant] = int(marks[-1])
         horizons = marks - self.window_ms
         self.inserted_since_evict += len(event_ids)
-        # rows whose id occurs once in the batch are decided at once against what came before; the few
-        # whose id repeats inside the batch are decided in order (the first may make the next a duplicate)
-        n = len(event_ids)
-        once = len(set(event_ids)) == n or _single(event_ids)
-        duplicate = np.zeros(n, bool)
-        rows = np.arange(n) if once is True else np.flatnonzero(once)
-        single_ids = event_ids if once is True else [event_ids[i] for i in rows.tolist()]
-        firsts = np.fromiter(map(ids.get, single_ids, repeat(_NEVER)), np.int64, len(single_ids))
-        duplicate[rows] = firsts >= horizons[rows]
-        if once is True and not duplicate.any():  # the usual batch: no duplicate, every id recorded in one C pass
-            ids.update(zip(event_ids, ts_ms.tolist(), strict=True))
-            return duplicate
-        fresh = rows[~duplicate[rows]]
-        ids.update(zip([event_ids[i] for i in fresh.tolist()], ts_ms[fresh].tolist(), strict=True))
-        if once is not True:
-            repeated = np.flatnonzero(~once)
-            duplicate[repeated] = self._mark_in_order(
-                ids, [event_ids[i] for i in repeated.tolist()], ts_ms[repeated].tolist(), horizons[repeated].tolist())
+        stamps = ts_ms.tolist()
+        if int(ts_ms.min()) <= _CACHED_INT_MAX:  # see below; event times are never this small outside tests
+            return self._mark_in_order(ids, event_ids, stamps, horizons.tolist())
+        # One C pass records every id not yet present with its time. An id inserted by this row hands back
+        # this row's own int object (a time above the small-int cache is a distinct object per row);
+        # any other answer is the time of an earlier acceptance, from this batch or before.
+        kept = list(map(ids.setdefault, event_ids, stamps))
+        inserted = np.fromiter(map(operator.is_, kept, stamps), bool, len(stamps))
+        if inserted.all():  # the usual batch: no id seen before
+            return np.zeros(len(stamps), bool)
+        # ids met before (or twice here) are decided row by row, in order, from their state before the batch
+        involved = {event_ids[i] for i in np.flatnonzero(~inserted).tolist()}
+        rows = np.flatnonzero(np.fromiter(map(involved.__contains__, event_ids), bool, len(event_ids)))
+        for i in rows[inserted[rows]].tolist():
+            del ids[event_ids[i]]  # inserted by its first occurrence here: absent before the batch
+        duplicate = np.zeros(len(stamps), bool)
+        duplicate[rows] = self._mark_in_order(
+            ids, [event_ids[i] for i in rows.tolist()], [stamps[i] for i in rows.tolist()], horizons[rows].tolist())
         return duplicate
 
     @staticmethod
@@ -88,13 +88,4 @@ class DedupIndex:
 
     def __len__(self) -> int:
         return sum(len(ids) for ids in self.seen.values())
-
-
-def _single(event_ids: list[str]) -> np.ndarray:
-    """Which ids occur once in the run: each row points at its id's first row (one C-level pass of
-    `dict.setdefault`); a first row some later row points at is a repeat too."""
-    first_row = np.fromiter(map({}.setdefault, event_ids, count()), np.int64, len(event_ids))
-    once = first_row == np.arange(len(event_ids))
-    once[first_row[~once]] = False
-    return once
 
