@@ -147,7 +147,7 @@ class IngestActor:
                                      on_lost=self._on_lost)
             while not self._stop.is_set():
                 self._models.refresh(self._settings.tenants)  # re-reads the pointers every registry.poll_s
-                with gc_paused():  # up to batch_size new Message objects: collections would walk each many times
+                with gc_paused(), self._timed("consume"):  # up to batch_size new Message objects: collections would walk each many times
                     messages = self._consumer.consume(pipeline.batch_size, pipeline.poll_timeout_s)
                 if messages:
                     with self._lock:
@@ -186,7 +186,8 @@ class IngestActor:
         partitions = np.fromiter(map(ck.Message.partition, messages), np.int32, n)
         offsets = np.fromiter(map(ck.Message.offset, messages), np.int64, n)
         created = np.fromiter(map(itemgetter(1), map(ck.Message.timestamp, messages)), np.int64, n)
-        self._observer.taken(self._consumer, self._settings.kafka.topic_events, partitions, offsets, self._states)
+        with self._timed("lag_metrics"):
+            self._observer.taken(self._consumer, self._settings.kafka.topic_events, partitions, offsets, self._states)
         with self._timed("decode"):
             out = process_batch(self._decoder_for, list(map(ck.Message.value, messages)), partitions, offsets, now_ms,
                                 self._applied, created, window_rows=False, enrich_with=self._enrich,
@@ -194,7 +195,8 @@ class IngestActor:
         for partition in np.unique(partitions).tolist():
             self._seen_through[partition] = int(offsets[partitions == partition].max())
         # late rows need the watermarks before this batch, which `taken` recorded: before the next one
-        late = self._observer.late_rows(out, now_ms) if out.ranges else None
+        with self._timed("late_rows"):
+            late = self._observer.late_rows(out, now_ms) if out.ranges else None
         with self._timed("checkpoint"):  # the state as of this batch; loaded only once the ledger reaches it
             self._checkpoint_due(out.ranges)
         with self._timed("wait_for_writer"):
