@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from operator import itemgetter
 from typing import Any
@@ -147,7 +147,9 @@ class IngestActor:
                                      on_lost=self._on_lost)
             while not self._stop.is_set():
                 self._models.refresh(self._settings.tenants)  # re-reads the pointers every registry.poll_s
-                with gc_paused(), self._timed("consume"):  # up to batch_size new Message objects: collections would walk each many times
+                # gc paused: up to batch_size new Message objects, which collections would walk many times;
+                # no span: most polls of an idle member are empty
+                with gc_paused(), self._timed("consume", traced=False):
                     messages = self._consumer.consume(pipeline.batch_size, pipeline.poll_timeout_s)
                 if messages:
                     with self._lock:
@@ -335,10 +337,10 @@ class IngestActor:
             ray.get(self._store.insert_arrow.remote(QUARANTINE, rows, f"q-{token}"))
 
     @contextmanager
-    def _timed(self, phase: str) -> Iterator[None]:
+    def _timed(self, phase: str, traced: bool = True) -> Iterator[None]:
         started, cpu_started = time.perf_counter(), time.thread_time()
         try:
-            with span(f"ingest.{phase}", member=self._member):
+            with span(f"ingest.{phase}", member=self._member) if traced else nullcontext():
                 yield
         finally:
             self._phase_s[phase] += time.perf_counter() - started

@@ -30,6 +30,7 @@ class DedupIndex:
     def mark_duplicates(self, tenants: np.ndarray, event_ids: np.ndarray, ts_ms: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
         """Duplicate flags for the candidate events (all by default), in stream order; the others are recorded."""
         flags = np.zeros(len(tenants), dtype=bool)
+        ts_ms = np.asarray(ts_ms, np.int64)  # its tolist() makes one int object per row (see _mark_tenant)
         rows = np.arange(len(tenants)) if candidates is None else np.flatnonzero(candidates)
         for tenant, members in group_rows(tenants[rows].tolist(), rows):
             flags[members] = self._mark_tenant(tenant, event_ids[members].tolist(), ts_ms[members])

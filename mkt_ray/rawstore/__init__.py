@@ -46,6 +46,6 @@ __all__ = [
     "save_tombstones",
     "seal",
     "slice_name",
-    "write_parquet",
     "unseal",
+    "write_parquet",
 ]

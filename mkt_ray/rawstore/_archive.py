@@ -1,4 +1,5 @@
-"""Write and read the raw archive with pyarrow.dataset (local folders and s3:// through pyarrow.fs).
+"""Write the raw archive with pyarrow.parquet and read it with pyarrow.dataset (local folders and s3://
+through pyarrow.fs).
 
 Each applied batch writes files named after the partition and offset range it covers, so a batch
 replayed after a crash rewrites the same files instead of adding copies: the archive stays exact.
@@ -6,7 +7,9 @@ replayed after a crash rewrites the same files instead of adding copies: the arc
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -22,6 +25,9 @@ from mkt_ray.rawstore._encryption import RawKeyError, file_encryption, read_form
 
 _DAY_MS = 86_400_000
 _DICTIONARY_COLUMNS = ("source", "campaign_id")  # the few text columns that repeat within a file
+_WRITERS = 4  # raw files written at once
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
 PARTITIONING = ds.partitioning(
     pa.schema([("tenant_id", pa.string()), ("date", pa.string()), ("event_type", pa.string())]), flavor="hive"
 )
@@ -77,6 +83,8 @@ def archive_partitions(
     body = table.drop_columns(["tenant_id", "event_type"]).take(order)
     filesystem, root = _filesystem(uri)
     root = root.rstrip("/")
+    files: dict[str, pa.Table] = {}
+    folders: dict[str, None] = {}
     for start, stop in zip(starts, [*starts[1:], len(order)], strict=True):
         code = int(sorted_groups[start])
         code, type_code = divmod(code, len(types))
@@ -85,9 +93,21 @@ def archive_partitions(
         date = datetime.fromtimestamp(int(days[day_code]) * _DAY_MS / 1000, UTC).strftime("%Y-%m-%d")
         folder = "/".join([root, *(f"{name}={quote(value, safe='')}" for name, value in (
             ("tenant_id", tenants[tenant_code]), ("date", date), ("event_type", types[type_code])))])
+        folders[folder] = None
+        files[f"{folder}/{names[stem_code]}-0.parquet"] = body.slice(start, stop - start)
+    for folder in folders:  # once each: partition slices share folders
         filesystem.create_dir(folder, recursive=True)
-        write_parquet(filesystem, f"{folder}/{names[stem_code]}-0.parquet", body.slice(start, stop - start), key)
+    # a few files at once (the writer releases the GIL): on an object store each file is a round trip
+    list(_writers().map(lambda path: write_parquet(filesystem, path, files[path], key), files))
     return len(order)
+
+
+def _writers() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="raw-archive")
+        return _pool
 
 
 def write_parquet(filesystem: pafs.FileSystem, path: str, table: pa.Table, key: bytes | None) -> None:
@@ -100,6 +120,8 @@ def write_parquet(filesystem: pafs.FileSystem, path: str, table: pa.Table, key: 
 
 def _codes(column: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
     """A text (or dictionary) column's distinct values and each row's index into them."""
+    if column.null_count:  # a partition folder needs a value: valid events always have one
+        raise ValueError(f"{column.null_count} rows without a value in a partition column of the raw store")
     encoded = column.combine_chunks()
     if not pa.types.is_dictionary(encoded.type):
         encoded = pc.dictionary_encode(encoded)

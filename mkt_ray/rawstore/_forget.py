@@ -1,7 +1,7 @@
 """Right to be forgotten in the raw store: rewrite files without a person's rows, and tombstones.
 
 Raw files are immutable for the pipeline; erasure is the one exception. A file holding a person's rows
-is rewritten without them: the new file is written beside it under a `_`-prefixed folder (ignored by
+is rewritten without them: the new file is written beside it under a `_`-prefixed name (ignored by
 dataset readers) and moved over the old name, so a reader sees the old file or the new one, never a
 half-written one (a rename on local disks; on object stores, a copy whose readers see either version).
 

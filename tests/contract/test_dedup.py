@@ -55,3 +55,11 @@ def test_a_repeat_at_a_small_time_is_a_duplicate_across_batches() -> None:
     one = (np.array(["a"], object), np.array(["e1"], object), np.array([0], np.int64))
     assert index.mark_duplicates(*one).tolist() == [False]
     assert index.mark_duplicates(*one).tolist() == [True]
+
+
+def test_times_given_as_python_objects_decide_the_same() -> None:
+    """Two rows sharing one int object for their time still make the second a duplicate."""
+    stamp = 1_795_000_000_000
+    flags = DedupIndex().mark_duplicates(np.array(["a", "a"], object), np.array(["e", "e"], object),
+                                         np.array([stamp, stamp], object))
+    assert flags.tolist() == [False, True]
