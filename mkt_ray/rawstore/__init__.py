@@ -8,7 +8,6 @@ from mkt_ray.rawstore._archive import (
     read_raw,
     remove_after,
     slice_name,
-    write_parquet,
 )
 from mkt_ray.rawstore._encryption import LocalKmsClient, RawKeyError, parse_key, raw_key, seal, unseal
 from mkt_ray.rawstore._events import events_from_arrow, read_events
@@ -47,5 +46,4 @@ __all__ = [
     "seal",
     "slice_name",
     "unseal",
-    "write_parquet",
 ]
