@@ -103,3 +103,25 @@ def test_kpi_rows_use_enriched_channels_and_currency_while_raw_events_stay_as_re
     assert out.events["source"].tolist() == ["AdWords", "google"]
     rows = [r for r in out.kpi_rows.to_pylist() if r["window"] == "tumbling_1m"]
     assert [(r["source"], r["impressions"], r["cost"]) for r in rows] == [("google_ads", 15, 17.0)]
+
+
+def test_a_batch_over_two_partitions_joins_enriched_and_raw_columns_row_for_row() -> None:
+    from functools import partial
+
+    from mkt_ray.pipeline import enrich
+    from mkt_ray.settings import CurrencySettings, TenantConfig
+    from tests.contract.factories import encode, make_event
+
+    raw = [("a", "AdWords", 10.0, "EUR"), ("b", "meta", 4.0, None), ("c", "google", 2.0, None), ("d", "fb", 1.0, "EUR")]
+    lines = [encode(make_event("ad_metrics", event_id=i, source=s, performance_metrics={"impressions": 1, "cost": c},
+                               **({"metadata": {"currency": cur}} if cur else {}))) for i, s, c, cur in raw]
+    enricher = partial(enrich, tenants={"acme": TenantConfig()}, currency=CurrencySettings(rates={"EUR": 1.5}))
+    out = process_batch(BatchDecoder(TENANTS), lines, np.array([0, 1, 0, 1], np.int32), np.array([0, 0, 1, 1]), NOW_MS,
+                        enrich_with=enricher)
+    order = ["a", "c", "b", "d"]  # partition by partition, each in offset order
+    assert out.events["event_id"].tolist() == order and out.kpi_events["event_id"].tolist() == order
+    assert out.events["source"].tolist() == ["AdWords", "google", "meta", "fb"]
+    assert out.kpi_events["source"].tolist() == ["google_ads", "google_ads", "meta", "meta"]
+    assert out.events["cost"].tolist() == [10.0, 2.0, 4.0, 1.0]
+    assert out.kpi_events["cost"].tolist() == [15.0, 2.0, 4.0, 1.5]
+    assert out.kpi_events["partition"].tolist() == [0, 0, 1, 1]
