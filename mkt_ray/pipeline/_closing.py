@@ -52,10 +52,13 @@ def closing_query(database: str, spans: Sequence[tuple[str, str, int, int]]) -> 
     params: dict = {}
     conditions = []
     for i, (tenant, window, after, through) in enumerate(spans):
-        params.update({f"t{i}": tenant, f"w{i}": window, f"s{i}": WINDOW_SIZES[window], f"a{i}": after, f"b{i}": through})
+        # end in (after, through] as bounds on the sort key's start column itself: the primary index
+        # prunes by them (12.5 against 17 CPU ms a pass over 600k events' rows than bounds on start + size)
+        size = WINDOW_SIZES[window]
+        params.update({f"t{i}": tenant, f"w{i}": window, f"a{i}": after - size, f"b{i}": through - size})
         conditions.append(
-            f"(tenant_id = {{t{i}:String}} AND window = {{w{i}:String}} AND window_start_ms + {{s{i}:Int64}} > {{a{i}:Int64}}"
-            f" AND window_start_ms + {{s{i}:Int64}} <= {{b{i}:Int64}})"
+            f"(tenant_id = {{t{i}:String}} AND window = {{w{i}:String}} AND window_start_ms > {{a{i}:Int64}}"
+            f" AND window_start_ms <= {{b{i}:Int64}})"
         )
     sql = (
         f"SELECT tenant_id, window, campaign_id, source, window_start_ms, {sums} FROM {database}.{KPI} "
