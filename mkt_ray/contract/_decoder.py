@@ -204,14 +204,16 @@ class BatchDecoder:
         """Typed events and their batch positions; messages the fast path cannot decode get their reason."""
         decode, max_bytes = self._decode_event, self.limits.max_message_bytes
         oversized = max(map(len, values), default=0) > max_bytes  # one C pass instead of a test per message
-        if not oversized:
-            try:  # the usual chunk, every message valid: one C-level map, no Python frame per message
-                return list(map(decode, values)), np.arange(len(values), dtype=np.int64)
-            except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
-                pass  # some message is refused: decode one by one to find which
         slots: list[Event | None] = []
+        if not oversized:
+            try:  # one C-level map, no Python frame per message, up to the first refused message
+                slots.extend(map(decode, values))
+                return slots, np.arange(len(values), dtype=np.int64)
+            except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+                pass  # `slots` holds the messages before it: one by one from there
         refused: list[int] = []
-        for i, raw in enumerate(values):
+        for i in range(len(slots), len(values)):
+            raw = values[i]
             try:
                 if oversized and len(raw) > max_bytes:
                     raise msgspec.DecodeError("oversized")

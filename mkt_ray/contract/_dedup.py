@@ -89,4 +89,3 @@ class DedupIndex:
 
     def __len__(self) -> int:
         return sum(len(ids) for ids in self.seen.values())
-

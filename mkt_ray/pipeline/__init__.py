@@ -1,5 +1,6 @@
 """The streaming pipeline's logic, callable without Ray: batch processing, KPI rows, routing, tables."""
 
+from mkt_ray.contract import factorize
 from mkt_ray.pipeline._attribution import (
     ATTRIBUTION,
     SUMMARY,
@@ -19,7 +20,7 @@ from mkt_ray.pipeline._batch import (
 )
 from mkt_ray.pipeline._checkpoint import drop_checkpoints_after, load_checkpoint, save_checkpoint
 from mkt_ray.pipeline._enrich import DEFAULT_CHANNEL_ALIASES, EnrichResult, enrich
-from mkt_ray.pipeline._kpi_rows import LEDGER_WINDOW, factorize, kpi_window_rows
+from mkt_ray.pipeline._kpi_rows import LEDGER_WINDOW, kpi_window_rows
 from mkt_ray.pipeline._late import late_rows
 from mkt_ray.pipeline._process import use_system_arrow_pool
 from mkt_ray.pipeline._routing import SHARD_COLUMNS, shard_events, shard_for, shard_tables, tenant_partitions

@@ -134,7 +134,7 @@ def process_batch(
         counts.add(BatchCounts(int(fresh.sum()), len(events), len(kept_rejects), duplicates,
                                Counter(r.reason.code for r in kept_rejects)))
     events = _joined(parts)
-    kpi_events = _joined(enriched_parts, (parts, events))  # each slice enriched once, for attribution and KPIs
+    kpi_events = _joined_enriched(enriched_parts, parts, events)  # each slice enriched once, for attribution and KPIs
     return BatchOutput(
         events, kpi_events, rejects, np.concatenate(stamps) if stamps else np.zeros(0, np.int64),
         kpi_window_rows(kpi_events if window_rows else events.take(np.zeros(len(events), bool)), ranges, now_ms, watermarks),
@@ -151,16 +151,18 @@ def _pick(values: Sequence[bytes], rows: np.ndarray) -> Sequence[bytes]:
     return [values[i] for i in rows.tolist()]
 
 
-def _joined(parts: list[EventColumns], sharing: tuple[list[EventColumns], EventColumns] | None = None) -> EventColumns:
-    """The parts as one; a single part as it is (columns are never written in place, so sharing is safe).
+def _joined(parts: list[EventColumns]) -> EventColumns:
+    """The parts as one; a single part as it is (columns are never written in place, so sharing is safe)."""
+    return parts[0] if len(parts) == 1 else EventColumns.concat(parts)
 
-    `sharing` = (other parts, their join): a column whose arrays are those parts' own (enrichment keeps
-    every column it does not change) is taken from that join instead of being copied a second time."""
-    if len(parts) <= 1 or sharing is None:
-        return parts[0] if len(parts) == 1 else EventColumns.concat(parts)
-    others, joined = sharing
+
+def _joined_enriched(parts: list[EventColumns], raw_parts: list[EventColumns], raw: EventColumns) -> EventColumns:
+    """`_joined(parts)` for the enriched parts of `raw_parts`, whose join is `raw`: a column enrichment kept
+    (the same arrays) is taken from `raw` instead of being copied a second time."""
+    if len(parts) <= 1:
+        return _joined(parts)
     return EventColumns({
-        name: joined[name] if all(p.data[name] is o.data.get(name) for p, o in zip(parts, others, strict=True))
+        name: raw[name] if all(p.data[name] is r.data.get(name) for p, r in zip(parts, raw_parts, strict=True))
         else np.concatenate([p.data[name] for p in parts])
         for name in parts[0].data})
 

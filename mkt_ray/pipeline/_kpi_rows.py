@@ -10,22 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from mkt_ray.contract import EventColumns
+from mkt_ray.contract import EventColumns, factorize
 from mkt_ray.kernels import WINDOW_KINDS, window_sums
 from mkt_ray.pipeline._tables import KPI_AMOUNTS, KPI_COUNTS, KPI_SCHEMA
 
 LEDGER_WINDOW = "ledger"  # rows that only record an applied offset range
-
-
-def factorize(*columns: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
-    """Integer group codes for the row-wise tuples of these columns, and the distinct tuples in code order."""
-    index: dict[tuple, int] = {}
-    codes = np.fromiter(
-        (index.setdefault(key, len(index)) for key in zip(*(c.tolist() for c in columns), strict=True)),
-        np.int64,
-        len(columns[0]),
-    )
-    return codes, list(index)
 
 
 def _metric_arrays(events: EventColumns) -> tuple[np.ndarray, np.ndarray]:

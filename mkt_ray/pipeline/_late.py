@@ -14,8 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 import pyarrow as pa
 
-from mkt_ray.contract import EventColumns
-from mkt_ray.pipeline._kpi_rows import factorize
+from mkt_ray.contract import EventColumns, factorize
 from mkt_ray.settings import TenantConfig
 
 MINUTE_MS = 60_000

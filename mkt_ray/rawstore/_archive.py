@@ -74,6 +74,7 @@ def archive_partitions(
     tenants, tenant_codes = _codes(table["tenant_id"])
     types, type_codes = _codes(table["event_type"])
     days, day_codes = np.unique(table["ts_ms"].to_numpy() // _DAY_MS, return_inverse=True)
+    dates = [day_of(day * _DAY_MS) for day in days.tolist()]  # each distinct day formatted once
     group = ((stem_codes * len(tenants) + tenant_codes) * len(days) + day_codes) * len(types) + type_codes
     order = np.flatnonzero(stem_codes >= 0)
     order = order[np.argsort(group[order], kind="stable")]
@@ -91,7 +92,7 @@ def archive_partitions(
         code, type_code = divmod(code, len(types))
         code, day_code = divmod(code, len(days))
         stem_code, tenant_code = divmod(code, len(tenants))
-        date = datetime.fromtimestamp(int(days[day_code]) * _DAY_MS / 1000, UTC).strftime("%Y-%m-%d")
+        date = dates[day_code]
         folder = "/".join([root, *(f"{name}={quote(value, safe='')}" for name, value in (
             ("tenant_id", tenants[tenant_code]), ("date", date), ("event_type", types[type_code])))])
         folders[folder] = None
@@ -109,6 +110,11 @@ def _writers() -> ThreadPoolExecutor:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="raw-archive")
         return _pool
+
+
+def day_of(ms: int) -> str:
+    """The UTC date (YYYY-MM-DD) of an epoch-milliseconds time: the raw store's `date=` partition value."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
 
 
 def write_parquet(filesystem: pafs.FileSystem, path: str, table: pa.Table, key: bytes | None) -> None:

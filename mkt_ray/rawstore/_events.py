@@ -7,25 +7,19 @@ functions reproduces what the live run computed.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from mkt_ray.contract import EVENT_TYPE_CODE, EventColumns, arrow_schema
-from mkt_ray.rawstore._archive import raw_dataset
-
-
-def _day(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+from mkt_ray.rawstore._archive import day_of, raw_dataset
 
 
 def read_events(uri: str, tenant_id: str, since_ms: int, until_ms: int, key: bytes | None = None) -> EventColumns:
     """One tenant's archived events with since_ms <= ts_ms < until_ms, in applied order."""
-    condition = ((ds.field("tenant_id") == tenant_id) & (ds.field("date") >= _day(since_ms))
-                 & (ds.field("date") <= _day(until_ms)) & (ds.field("ts_ms") >= since_ms) & (ds.field("ts_ms") < until_ms))
+    condition = ((ds.field("tenant_id") == tenant_id) & (ds.field("date") >= day_of(since_ms))
+                 & (ds.field("date") <= day_of(until_ms)) & (ds.field("ts_ms") >= since_ms) & (ds.field("ts_ms") < until_ms))
     table = raw_dataset(uri, key).to_table(filter=condition)
     return events_from_arrow(table.sort_by([("partition", "ascending"), ("offset", "ascending")]))
 
