@@ -44,7 +44,7 @@ import ray
 from mkt_ray.attribution import warm_up
 from mkt_ray.contract import BatchDecoder, EventColumns, Limits, gc_paused
 from mkt_ray.kafka import consumer_config, data_messages, flush_queued, producer_config, queue_message
-from mkt_ray.observability import BatchObserver, alert_messages, span
+from mkt_ray.observability import BatchObserver, Reservoir, alert_messages, span
 from mkt_ray.pipeline import (
     ATTRIBUTION,
     KPI,
@@ -105,7 +105,7 @@ class IngestActor:
         self._raw_key = raw_key(settings.raw_store)  # None: the raw archive is not encrypted
         self._phase_s: Counter = Counter()  # seconds spent per phase of applying batches
         self._phase_cpu_s: Counter = Counter()  # CPU seconds in those phases, of the thread that ran each
-        self._latencies = np.zeros(0, np.int64)
+        self._latencies = Reservoir(_LATENCY_SAMPLES, seed=member)  # of every applied event's latency (ms)
         self._first_consumed_ms: int | None = None
         self._last_applied_ms: int | None = None
         self._error: str | None = None
@@ -124,7 +124,8 @@ class IngestActor:
             "member": self._member,
             "first_consumed_ms": self._first_consumed_ms,
             "last_applied_ms": self._last_applied_ms,
-            "latency_ms": self._latencies.copy(),
+            "latency_ms": self._latencies.values.copy(),
+            "latency_seen": self._latencies.seen,  # how many latencies the sample stands for
             "assigned": sorted(self._decoders),
             "phase_s": dict(self._phase_s),
             "phase_cpu_s": dict(self._phase_cpu_s),
@@ -225,7 +226,7 @@ class IngestActor:
         # before the counts, and not after the alert below: stats() may run in between (max_concurrency), and
         # a caller that sees the messages counted reads their apply time and latency
         self._last_applied_ms = applied_ms
-        self._record_latency(applied_ms - out.created_ms)
+        self._latencies.add(applied_ms - out.created_ms)
         self._counts.add(out.counts)
         alerts = self._observer.applied(out, applied_ms)
         if alerts.num_rows:  # an SLO breached: alerts table, then topic (keyed rows: a repeat replaces)
@@ -345,12 +346,6 @@ class IngestActor:
         finally:
             self._phase_s[phase] += time.perf_counter() - started
             self._phase_cpu_s[phase] += time.thread_time() - cpu_started
-
-    def _record_latency(self, latencies: np.ndarray) -> None:
-        self._latencies = np.concatenate([self._latencies, latencies])
-        if len(self._latencies) > _LATENCY_SAMPLES:  # keep a uniform sample, not the newest
-            self._latencies = np.random.default_rng(len(self._latencies)).choice(
-                self._latencies, _LATENCY_SAMPLES, replace=False)
 
     def _checkpoint_due(self, ranges: dict[int, tuple[int, int]]) -> None:
         every = self._settings.pipeline.checkpoint_every_s

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import ray
 
 from actors.deletion import start_deletion_actor
@@ -25,6 +24,7 @@ from actors.store import start_store_actor
 from mkt_ray.embedded import EmbeddedBroker, Reaper, free_port
 from mkt_ray.errors import MktRayError
 from mkt_ray.kafka import create_topics
+from mkt_ray.observability import merged_percentiles
 from mkt_ray.pipeline import KPI, QUARANTINE, BatchCounts, nest_summary, pipeline_ddl, summary_sql
 from mkt_ray.settings import Settings
 
@@ -220,8 +220,7 @@ class Platform:
             total.add(BatchCounts(p["read"], p["valid"], p["quarantined"], p["duplicate"], p["reasons"]))
         firsts = [p["first_consumed_ms"] for p in parts if p["first_consumed_ms"]]
         lasts = [p["last_applied_ms"] for p in parts if p["last_applied_ms"]]
-        latencies = np.concatenate([p["latency_ms"] for p in parts]) if parts else np.zeros(0)
-        latency = {f"kpi_p{q}": float(np.percentile(latencies, q)) for q in (50, 99)} if len(latencies) else {}
+        latency = merged_percentiles([(p["latency_ms"], p["latency_seen"]) for p in parts], (50, 99), "kpi_p")
         phases: dict[str, float] = {}
         for p in parts:
             for phase, seconds in p["phase_s"].items():

@@ -8,7 +8,9 @@ The query API records its latency with `api_latency(route)` (a context manager) 
 from mkt_ray.observability._batch import BatchObserver, alert_messages
 from mkt_ray.observability._metrics import (
     CoverageTracker,
+    Reservoir,
     api_latency,
+    merged_percentiles,
     metrics_export_url,
     observe_latencies,
     record_api_latency,
@@ -25,9 +27,11 @@ __all__ = [
     "SLO_RULES",
     "BatchObserver",
     "CoverageTracker",
+    "Reservoir",
     "SloMonitor",
     "alert_messages",
     "api_latency",
+    "merged_percentiles",
     "configure_tracing",
     "metrics_export_url",
     "observe_latencies",

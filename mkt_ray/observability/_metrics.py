@@ -55,6 +55,45 @@ def _metrics() -> dict:
     }
 
 
+class Reservoir:
+    """A uniform random sample of at most `size` of all the values added so far (reservoir sampling,
+    Algorithm R, a batch at a time): every value added has the same chance `size / seen` to be in it.
+
+    Each value past the first `size` draws a slot in [0, its 1-based position); one under `size` replaces
+    that slot, and of several values drawing the same slot the last one stays, as one at a time would."""
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        self.size, self.seen = int(size), 0
+        self.values = np.zeros(0, np.int64)
+        self._rng = np.random.default_rng(seed)
+
+    def add(self, values: np.ndarray) -> None:
+        values = np.asarray(values, np.int64)
+        room = min(max(self.size - len(self.values), 0), len(values))
+        self.values = np.concatenate([self.values, values[:room]])
+        rest = values[room:]
+        positions = np.arange(self.seen + room + 1, self.seen + len(values) + 1)  # 1-based, of `rest`
+        self.seen += len(values)
+        if not len(rest):
+            return
+        slots = self._rng.integers(0, positions)
+        taken = np.flatnonzero(slots < self.size)
+        _, last = np.unique(slots[taken][::-1], return_index=True)  # the last value of each drawn slot
+        chosen = taken[::-1][last]
+        self.values[slots[chosen]] = rest[chosen]
+
+
+def merged_percentiles(samples: list[tuple[np.ndarray, int]], quantiles: tuple[int, ...], prefix: str) -> dict[str, float]:
+    """Percentiles over several reservoirs' samples, given as (values, how many values each stands for):
+    each value weighs seen / sample size, so a busier member counts for what it saw. Empty: {}."""
+    samples = [(np.asarray(values), seen) for values, seen in samples if len(values)]
+    if not samples:
+        return {}
+    values = np.concatenate([v for v, _ in samples])
+    weights = np.concatenate([np.full(len(v), seen / len(v)) for v, seen in samples])
+    return {f"{prefix}{q}": float(np.percentile(values, q, weights=weights, method="inverted_cdf")) for q in quantiles}
+
+
 def _sample(values: np.ndarray) -> np.ndarray:
     step = max(1, -(-len(values) // LATENCY_SAMPLE))
     return values[::step]
@@ -111,12 +150,12 @@ class CoverageTracker:
         if credit_rows is None or credit_rows.num_rows == 0:
             return
         rows = credit_rows.filter(pc.equal(credit_rows["model"], "last_touch"))
-        touched = pc.is_valid(rows["touch_ts_ms"]).to_numpy(zero_copy_only=False)
-        tenants = np.asarray(rows["tenant_id"].to_pylist(), dtype=object)
+        per_tenant = pa.table({"tenant": rows["tenant_id"], "touched": pc.is_valid(rows["touch_ts_ms"])}).group_by(
+            "tenant", use_threads=False).aggregate([("touched", "sum"), ("touched", "count")])  # in C, not per row
         metrics = _metrics()
-        for tenant in dict.fromkeys(tenants.tolist()):
-            mine = touched[tenants == tenant]
-            with_touch, direct = int(mine.sum()), int((~mine).sum())
+        for tenant, with_touch, total in zip(*(per_tenant[name].to_pylist() for name in
+                                               ("tenant", "touched_sum", "touched_count")), strict=True):
+            direct = total - with_touch
             counts = self.seen.setdefault(tenant, [0, 0])
             counts[0] += with_touch + direct
             counts[1] += with_touch

@@ -1,5 +1,6 @@
 """Observability pieces without a platform: SLO judgement on a fake clock, late-data rows against a
-plain-Python reference, and the Grafana dashboard querying only metrics the code exports."""
+plain-Python reference, the latency reservoir against one-at-a-time Algorithm R, and the Grafana
+dashboard querying only metrics the code exports."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from mkt_ray.contract import EventColumns
-from mkt_ray.observability import SloMonitor
+from mkt_ray.observability import Reservoir, SloMonitor, merged_percentiles
 from mkt_ray.observability._metrics import _metrics
 from mkt_ray.pipeline import late_rows
 from mkt_ray.settings import SloSettings, TenantConfig
@@ -67,3 +69,44 @@ def test_dashboard_queries_only_exported_metrics(ray_session) -> None:
             for name in re.findall(r"ray_(mkt_\w+)", target["expr"])}
     exported = {metric.info["name"] for metric in _metrics().values()}
     assert used == exported
+
+
+@pytest.mark.parametrize("batches", [[3, 2], [5, 40, 1, 300], [1000]])
+def test_reservoir_equals_algorithm_r_one_value_at_a_time(batches: list[int]) -> None:
+    size, seed = 8, 3
+    reservoir = Reservoir(size, seed=seed)
+    draws = np.random.default_rng(seed)  # the same draws, applied one value at a time
+    expected: list[int] = []
+    seen = 0
+    for n in batches:
+        values = np.arange(seen, seen + n) * 10
+        reservoir.add(values)
+        room = min(max(size - len(expected), 0), n)
+        expected += values[:room].tolist()
+        positions = np.arange(seen + room + 1, seen + n + 1)
+        slots = draws.integers(0, positions) if len(positions) else []
+        for value, slot in zip(values[room:].tolist(), list(slots), strict=True):
+            if slot < size:
+                expected[slot] = value
+        seen += n
+    assert reservoir.values.tolist() == expected and reservoir.seen == seen == sum(batches)
+
+
+def test_reservoir_keeps_every_position_equally_often() -> None:
+    size, n, runs = 10, 100, 4000
+    hits = np.zeros(n)
+    for seed in range(runs):
+        reservoir = Reservoir(size, seed=seed)
+        for start in range(0, n, 30):  # batches of 30: the first straddles the fill-up
+            reservoir.add(np.arange(start, min(start + 30, n)))
+        hits[reservoir.values] += 1
+    assert hits.sum() == size * runs
+    # each position is in the sample with probability size / n = 0.1: 400 of 4000 runs, sd 19
+    assert np.abs(hits - runs * size / n).max() < 5 * np.sqrt(runs * 0.1 * 0.9)
+
+
+def test_merged_percentiles_weigh_each_sample_by_what_it_stands_for() -> None:
+    # 1 and 2 stand for one value each, 10 for eight: the weighted median is 10, unweighted it would be 2
+    assert merged_percentiles([(np.array([1, 2]), 2), (np.array([10]), 8)], (50,), "p") == {"p50": 10.0}
+    assert merged_percentiles([(np.array([1, 2]), 2), (np.array([10]), 8)], (10, 20), "p") == {"p10": 1.0, "p20": 2.0}
+    assert merged_percentiles([(np.zeros(0), 0)], (50,), "p") == {}
