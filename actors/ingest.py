@@ -363,8 +363,8 @@ class IngestActor:
             applied = int(ledger.get(tp.partition, -1))
             remove_after(self._settings.raw_uri, tp.partition, applied)
             drop_checkpoints_after(self._settings.raw_uri, tp.partition, applied)
-            restored = (load_checkpoint(self._settings.raw_uri, tp.partition, applied, self._raw_key)
-                        if applied >= 0 else None)
+            restored = (load_checkpoint(self._settings.raw_uri, tp.partition, applied, self._raw_key,
+                                        self._settings.raw_store.read_plain_checkpoints) if applied >= 0 else None)
             state = restored[1] if restored else PartitionState()
             self._states[tp.partition] = state
             self._decoders[tp.partition] = BatchDecoder(self._settings.tenants, self._limits, state.decoder)

@@ -238,9 +238,11 @@ class Platform:
             assigned = {p for part in parts for p in part["assigned"]}
             if assigned >= expected:
                 return
-            errors = [p["error"] for p in parts if p["error"]]
-            if errors or time.monotonic() > deadline:
-                raise MktRayError(f"consumer group not ready after {timeout_s:.0f} s (assigned {sorted(assigned)}); {errors}")
+            errors = [f"member {p['member']}: {p['error']}" for p in parts if p["error"]]
+            if errors:
+                raise MktRayError("ingest failed while joining the consumer group: " + "; ".join(errors))
+            if time.monotonic() > deadline:
+                raise MktRayError(f"consumer group not ready after {timeout_s:.0f} s (assigned {sorted(assigned)})")
             time.sleep(0.1)
 
     def wait_until_read(self, expected: int, timeout_s: float, progress_every_s: float = 5.0) -> dict[str, Any]:

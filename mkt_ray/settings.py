@@ -161,6 +161,10 @@ class RawStoreSettings(_Frozen):
     # Parquet modular encryption (AES-GCM, 256-bit) when a key is set: 64 hex digits or base64 of 32 bytes
     encryption_key: SecretStr | None = None  # MKT_RAW_STORE__ENCRYPTION_KEY
     encryption_key_file: Path | None = None  # or a file holding the key (e.g. a mounted secret)
+    # with a key set, an unsealed decoder checkpoint is refused unless this is true: turn it on for the one
+    # restart after encryption is first enabled on an existing store (checkpoints are pickles: only sealed
+    # ones prove they were written by a holder of the key)
+    read_plain_checkpoints: bool = False  # MKT_RAW_STORE__READ_PLAIN_CHECKPOINTS
 
 
 class RegistrySettings(_Frozen):

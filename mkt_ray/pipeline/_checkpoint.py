@@ -6,8 +6,10 @@ stream replayed from there. Checkpoints are pickles named `_checkpoints/p{partit
 store URI (a local folder or s3://); names starting with `_` are ignored by Parquet dataset readers.
 
 They hold event and identity ids, so where the raw store is encrypted (`raw_store.encryption_key`) they
-are sealed under the same key (AES-GCM, bound to their partition and offset); a checkpoint written
-before encryption was turned on is still read, and the next one is sealed.
+are sealed under the same key (AES-GCM, bound to their partition and offset). A checkpoint is a pickle,
+and loading one runs what it holds: with a key set, an unsealed one (written before encryption was
+turned on, or planted by someone without the key) is refused unless `raw_store.read_plain_checkpoints`
+says to read it; the next one is sealed.
 """
 
 from __future__ import annotations
@@ -70,14 +72,16 @@ def drop_checkpoints_after(uri: str, partition: int, offset: int) -> int:
     return len(stale)
 
 
-def load_checkpoint(uri: str, partition: int, at_most: int, key: bytes | None = None) -> tuple[int, PartitionState] | None:
+def load_checkpoint(uri: str, partition: int, at_most: int, key: bytes | None = None,
+                    read_plain: bool = False) -> tuple[int, PartitionState] | None:
     """The newest checkpoint whose offset is at most `at_most`, as (offset, state); None if there is none.
-    A sealed one needs `key` (RawKeyError without it or with another)."""
+    A sealed one needs `key` (RawKeyError without it or with another); with `key`, an unsealed one is
+    RawKeyError unless `read_plain`."""
     fs, root = _fs(uri)
     folder = _folder(root, partition)
     usable = [o for o in _offsets(fs, folder) if o <= at_most]
     if not usable:
         return None
     with fs.open_input_stream(f"{folder}/{usable[-1]:020d}.pkl") as data:
-        blob = unseal(data.read(), key, _label(partition, usable[-1]))
+        blob = unseal(data.read(), key, _label(partition, usable[-1]), plain_ok=read_plain)
     return usable[-1], pickle.loads(blob)  # noqa: S301 - our own files, written above

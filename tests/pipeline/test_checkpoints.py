@@ -1,6 +1,7 @@
 """Checkpoint files: a state saved ahead of the ledger (a batch decoded but never written) is dropped at
 takeover, so a later keep=1 save (after a right-to-be-forgotten request) is the one that survives; with
-the raw store encrypted, checkpoints are sealed under its key."""
+the raw store encrypted, checkpoints are sealed under its key, and an unsealed one is loaded only when
+the operator allows it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from mkt_ray.pipeline import PartitionState, drop_checkpoints_after, load_checkpoint, save_checkpoint
 from mkt_ray.rawstore import RawKeyError
+from mkt_ray.settings import load_settings
 
 
 def _offsets(root: Path, partition: int) -> list[int]:
@@ -53,11 +55,21 @@ def test_sealed_checkpoints_open_only_with_their_key_and_name(tmp_path: Path) ->
         load_checkpoint(uri, 2, at_most=100, key=key)
 
 
-def test_a_plain_checkpoint_is_read_once_encryption_is_on_and_the_next_one_is_sealed(tmp_path: Path) -> None:
+def test_with_a_key_a_plain_checkpoint_is_refused_unless_allowed_and_the_next_one_is_sealed(tmp_path: Path) -> None:
     uri, key = str(tmp_path), os.urandom(32)
-    save_checkpoint(uri, 0, 9, _state("ev-before"))  # written while the store was not encrypted
-    assert load_checkpoint(uri, 0, at_most=9, key=key)[1].decoder.dedup.seen == {"acme": {"ev-before": 1_700_000_000_000}}
+    save_checkpoint(uri, 0, 9, _state("ev-before"))  # written while the store was not encrypted (or planted)
+    assert load_checkpoint(uri, 0, at_most=9)[1].decoder.dedup.seen == {"acme": {"ev-before": 1_700_000_000_000}}
+    with pytest.raises(RawKeyError, match=r"checkpoint p0/00000000000000000009 is not sealed .*read_plain_checkpoints"):
+        load_checkpoint(uri, 0, at_most=9, key=key)  # a pickle nobody with the key vouches for
+    restored = load_checkpoint(uri, 0, at_most=9, key=key, read_plain=True)  # the operator says it is theirs
+    assert restored[1].decoder.dedup.seen == {"acme": {"ev-before": 1_700_000_000_000}}
     save_checkpoint(uri, 0, 19, _state("ev-after"), key=key, keep=1)
     assert _offsets(tmp_path, 0) == [19]
     assert b"ev-after" not in (tmp_path / "_checkpoints" / "p0" / f"{19:020d}.pkl").read_bytes()
     assert load_checkpoint(uri, 0, at_most=19, key=key)[1].decoder.dedup.seen == {"acme": {"ev-after": 1_700_000_000_000}}
+
+
+def test_reading_plain_checkpoints_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().raw_store.read_plain_checkpoints is False
+    monkeypatch.setenv("MKT_RAW_STORE__READ_PLAIN_CHECKPOINTS", "true")
+    assert load_settings().raw_store.read_plain_checkpoints is True

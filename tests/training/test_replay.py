@@ -1,10 +1,12 @@
 """Replay / backfill from the raw store: into an empty warehouse it rebuilds the live run's totals;
-run again, or over the live warehouse, it changes nothing; a tombstoned person stays out."""
+run again, or over the live warehouse, it changes nothing; a tombstoned person stays out. A restarted
+member refuses an unsealed checkpoint in the encrypted store unless the operator allows it."""
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -18,6 +20,7 @@ import pytest
 from pydantic import SecretStr
 
 from actors.launcher import Platform
+from mkt_ray.errors import MktRayError
 from mkt_ray.kafka import produce_lines, topic_end_offsets
 from mkt_ray.pipeline import load_checkpoint, tenant_key
 from mkt_ray.rawstore import RawKeyError, identity_hash, read_raw, save_tombstones
@@ -49,7 +52,8 @@ def live(broker, kafka_settings, ray_session, tmp_path_factory) -> dict:
         platform.wait_until_applied(topic_end_offsets(platform.kafka_conf, settings.kafka.topic_events), 180)
         kpis, credits = platform.kpi_totals(), platform.attribution_totals()
     days = ((now - timedelta(hours=31)).date().isoformat(), (now + timedelta(hours=1)).date().isoformat())
-    return {"folder": folder, "raw": settings.raw_uri, "kpis": kpis, "credits": credits, "days": days}
+    return {"folder": folder, "raw": settings.raw_uri, "kpis": kpis, "credits": credits, "days": days,
+            "settings": settings}
 
 
 def _replay(live: dict, data_dir: Path, tenant: str) -> dict:
@@ -125,3 +129,22 @@ def test_tombstoned_person_stays_out_of_a_rebuild(live: dict) -> None:
     live_conversions = sum(c["conversions"] for c in live["credits"]["acme"]["last_touch"].values())
     rebuilt = sum(c["conversions"] for c in report["totals"]["attribution"]["last_touch"].values())
     assert rebuilt == pytest.approx(live_conversions - their_conversions, abs=1e-9)
+
+
+def test_a_restarted_member_refuses_an_unsealed_checkpoint_unless_allowed(live: dict) -> None:
+    """Last in the module: it restarts the live platform (which then has nothing new to apply)."""
+    newest = max(Path(live["raw"], "_checkpoints", "p0").glob("*.pkl"))
+    sealed = newest.read_bytes()
+    _, state = load_checkpoint(live["raw"], 0, at_most=int(newest.stem), key=KEY)
+    newest.write_bytes(pickle.dumps(state))  # the same state, unsealed: as if planted without the key
+    settings = live["settings"]
+    try:
+        with Platform(settings) as platform, pytest.raises(MktRayError, match=f"checkpoint p0/{newest.stem} is not sealed"):
+            platform.wait_until_assigned()
+        allowed = settings.model_copy(update={"raw_store": settings.raw_store.model_copy(
+            update={"read_plain_checkpoints": True})})
+        with Platform(allowed) as platform:
+            platform.wait_until_assigned()
+            assert platform.stats()["read"] == 0  # resumed from the checkpoint: nothing new to apply, no error
+    finally:
+        newest.write_bytes(sealed)
