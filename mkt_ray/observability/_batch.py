@@ -7,16 +7,15 @@ The ingest actor calls `taken` when a batch is consumed (consumer lag, watermark
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mkt_ray.contract import EVENT_TYPE_CODE
+from mkt_ray.kafka import table_messages
 from mkt_ray.observability._metrics import (
     CoverageTracker,
     observe_latencies,
@@ -90,6 +89,4 @@ class BatchObserver:
 
 def alert_messages(alerts: pa.Table) -> list[tuple[bytes, bytes]]:
     """(key, value) Kafka messages for SLO alert rows: key = rule/source/period, value = the row as JSON."""
-    keys = pc.binary_join_element_wise(alerts["rule"], alerts["source"],
-                                       pc.cast(alerts["window_start_ms"], pa.string()), "/").to_pylist()
-    return [(key.encode(), json.dumps(row).encode()) for key, row in zip(keys, alerts.to_pylist(), strict=True)]
+    return table_messages(alerts, ("rule", "source", "window_start_ms"))

@@ -1,9 +1,11 @@
 """Closed windows through the real pipeline: alerts fire exactly for breaching windows, once each;
-ratio violations on a window's totals become data-quality signals."""
+ratio violations on a window's totals become data-quality signals; the signals topic carries every
+signal row once, keyed by window and rule."""
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,10 +14,12 @@ import pytest
 
 from actors.launcher import Platform
 from mkt_ray.kafka import consume_all, produce_lines, topic_end_offsets
+from mkt_ray.pipeline._closing import SIGNAL_SCHEMA
 from mkt_ray.settings import PipelineSettings, load_settings
 
 pytestmark = pytest.mark.platform
 MINUTE = 60_000
+_SIGNAL_KEY = ("tenant_id", "window", "campaign_id", "source", "window_start_ms", "rule")
 
 
 def _iso(ms: int) -> str:
@@ -91,3 +95,13 @@ def test_alerts_fire_once_for_exactly_the_breaching_windows(platform: Platform) 
     threshold = [json.loads(v) for *_, v in messages if json.loads(v)["window"] != "slo"]
     assert sorted(a["rule"] + str(a["window_start_ms"]) for a in threshold) == sorted(
         ["ctr_below" + str(m[1]), "spend_above" + str(m[2]), "ctr_below" + str(m[3]), "spend_above" + str(m[3])])
+
+    # every signal in the table is on the topic once, keyed by window and rule, the row as JSON (NaN: null)
+    names = SIGNAL_SCHEMA.names
+    table = platform.query(f"SELECT {', '.join(names)} FROM {db}.signals FINAL")
+    expected = sorted(("/".join(str(row[names.index(n)]) for n in _SIGNAL_KEY),
+                       {n: None if isinstance(v, float) and math.isnan(v) else v for n, v in zip(names, row, strict=True)})
+                      for row in table)
+    on_topic = consume_all(platform.kafka_conf, platform.settings.kafka.topic_signals, len(table) + 1, timeout=10)
+    assert len(table) >= 16  # three window kinds over the closed minutes, and a quality signal
+    assert sorted((key.decode(), json.loads(value)) for *_, key, value in on_topic) == expected

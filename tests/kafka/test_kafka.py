@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import math
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
@@ -21,6 +24,7 @@ from mkt_ray.kafka import (
     produce_lines,
     producer_config,
     queue_message,
+    table_messages,
     topic_end_offsets,
     topic_names,
 )
@@ -167,3 +171,18 @@ def test_client_configs_keep_caller_keys() -> None:
         "bootstrap.servers": "h:1",
         "security.protocol": "PLAINTEXT",
     }
+
+
+def test_table_messages_equal_a_row_by_row_reference() -> None:
+    table = pa.table({
+        "tenant_id": ["acme", "acme", "globex"], "campaign_id": ["c1", None, "c/2"], "start": [0, 60_000, -5],
+        "ctr": [0.1, float("nan"), 1 / 3], "events": [1, 2, None], "rule": ["", "ctr_below", ""],
+    })
+    got = table_messages(table, ("tenant_id", "campaign_id", "start", "rule"))
+    expected = [("/".join(str(row[k]) for k in ("tenant_id", "campaign_id", "start", "rule")).encode(),
+                 {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()})
+                for row in table.to_pylist()]
+    assert [(key, json.loads(value)) for key, value in got] == expected
+    assert [key for key, _ in got] == [b"acme/c1/0/", b"acme/None/60000/ctr_below", b"globex/c/2/-5/"]
+    assert got[0][1] == b'{"tenant_id":"acme","campaign_id":"c1","start":0,"ctr":0.1,"events":1,"rule":""}'
+    assert table_messages(table.slice(0, 0), ("tenant_id",)) == []
