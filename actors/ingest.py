@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -131,6 +132,8 @@ class IngestActor:
             "phase_cpu_s": dict(self._phase_cpu_s),
             "error": self._error,
             "models": dict(self._models.versions),  # tenant -> model version crediting markov/data_driven
+            "pid": os.getpid(),
+            "threads": {t.native_id: t.name for t in threading.enumerate()},  # OS thread id -> Python name
         }
 
     def stop(self) -> None:

@@ -28,6 +28,23 @@ def _cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) * _TICK_S
 
 
+def thread_cpu_s(pid: int) -> dict[int, tuple[str, float]]:
+    """Each thread of a process: thread id -> (its kernel name, user + system CPU seconds so far)."""
+    threads: dict[int, tuple[str, float]] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return threads
+    for tid in tids:
+        try:
+            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the thread ended meanwhile
+        threads[int(tid)] = (name, (int(fields[11]) + int(fields[12])) * _TICK_S)
+    return threads
+
+
 def _machine_busy_s() -> float:
     """CPU seconds of every process on the machine (all but idle and iowait), from /proc/stat."""
     user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])

@@ -27,7 +27,9 @@ What is measured, for mkt-ray:
   wait_for_writer (the previous batch not yet committed); in the writer thread window rows on the
   shards, raw archive, attribution and KPI inserts, commit, window closing; `member_phase_cpu_s`: the
   CPU seconds of the thread that ran each phase (Arrow's own threads, e.g. the Parquet writer's, are in
-  `cpu_s_by_process` only).
+  `cpu_s_by_process` only); `member_thread_cpu_s`: the members' processes' CPU seconds by thread, from
+  all partitions assigned to the last message applied: the member thread, the writer, the archive thread
+  and its Parquet writers, librdkafka's threads, and the rest (Ray's core worker, Arrow's pool).
 - `where_time_goes`: the CPU per event of one batch's steps run in this process (decode, KPI rows,
   attribution, the hop to the shards, raw Parquet archive), beside the platform's CPU per event.
 - `other_processes_cpu_s` (both sides): CPU used meanwhile by processes outside the run; well above 0
@@ -68,7 +70,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from benchmarks._cpu import CpuSampler, cpu_report
+from benchmarks._cpu import CpuSampler, cpu_report, thread_cpu_s
 from mkt_ray.contract import BatchDecoder, Event, Limits
 from mkt_ray.embedded import EmbeddedBroker
 from mkt_ray.kafka import create_topics, produce_lines, topic_end_offsets
@@ -145,11 +147,13 @@ def run_mkt_ray(
         with Platform(settings) as platform:
             platform.wait_until_assigned()
             _say(f"all {settings.kafka.partitions} partitions assigned after {time.time() - started:.1f} s")
+            threads_before = member_threads(platform)
             wait_until_applied(platform, ends, timeout_s=max(300.0, events / 2_000))
             # a member counts a batch only after its commit and window closing, which follow the ledger insert
             stats = platform.wait_until_read(events, timeout_s=60.0)
             done = time.time()
             sampler.stop()
+            thread_cpu = thread_roles_cpu_s(threads_before, member_threads(platform))
             members, phase_cpu_s = member_counts(platform)
             windows = read_windows(platform, settings.warehouse.database)
     first_s, last_s = stats["first_consumed_ms"] / 1000, stats["last_applied_ms"] / 1000
@@ -164,6 +168,7 @@ def run_mkt_ray(
         "members": members,
         "member_phase_s": stats.get("phase_s"),  # wall seconds per phase, summed over members
         "member_phase_cpu_s": phase_cpu_s,  # the member threads' CPU seconds in those phases
+        "member_thread_cpu_s": thread_cpu,  # the members' processes, every thread, by role
     }, windows
 
 
@@ -185,6 +190,39 @@ def wait_until_applied(platform: Any, ends: dict[int, int], timeout_s: float) ->
         if time.monotonic() > deadline:
             raise TimeoutError(f"ledger {ledger} has not reached {targets} after {timeout_s:.0f} s")
         time.sleep(0.5)
+
+
+_THREAD_ROLES = (  # Python thread name prefix -> role (actors/ingest.py, mkt_ray/rawstore/_archive.py)
+    ("ingest-", "member: consume, decode, enrich, attribute"),
+    ("apply-", "writer: to shards and store, commit"),
+    ("archive-", "archive: sort and slice the batch"),
+    ("raw-archive", "Parquet writers"),
+)
+
+
+def member_threads(platform: Any) -> dict[tuple[int, int], tuple[str, float]]:
+    """Every thread of the ingest members' processes: (pid, thread id) -> (role, CPU seconds so far).
+    Threads Python started get their role from their name; librdkafka's and the rest (Ray's core worker,
+    Arrow's pool) from their kernel name."""
+    import ray
+
+    threads: dict[tuple[int, int], tuple[str, float]] = {}
+    for member in ray.get([m.stats.remote() for m in platform.ingest]):
+        for tid, (kernel_name, seconds) in thread_cpu_s(member["pid"]).items():
+            name = member["threads"].get(tid)
+            role = next((r for prefix, r in _THREAD_ROLES if name and name.startswith(prefix)), None)
+            if role is None:
+                role = "librdkafka" if kernel_name.startswith("rdk:") else "Ray, Arrow and other native threads"
+            threads[member["pid"], tid] = (role, seconds)
+    return threads
+
+
+def thread_roles_cpu_s(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds per thread role between two `member_threads` snapshots, summed over members."""
+    roles: dict[str, float] = {}
+    for key, (role, seconds) in after.items():
+        roles[role] = roles.get(role, 0.0) + seconds - before.get(key, (role, 0.0))[1]
+    return {role: round(s, 2) for role, s in sorted(roles.items(), key=lambda kv: -kv[1])}
 
 
 def member_counts(platform: Any) -> tuple[list[dict[str, Any]], dict[str, float]]:
