@@ -28,3 +28,5 @@ def test_pipeline_benchmark_sums_match(
     assert report["windows"] > 0
     for side in ("mkt_ray", "quix"):
         assert report[side]["events_per_s"] > 0 and report[side]["cpu_s"] > 0
+    threads = report["mkt_ray"]["member_thread_cpu_s"]  # the member thread decoded every event
+    assert threads["member: consume, decode, enrich, attribute"] > 0 and "writer: to shards and store, commit" in threads
