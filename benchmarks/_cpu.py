@@ -19,10 +19,11 @@ _SAMPLE_S = 0.1
 _MACHINE, _SAMPLER = -1, -2  # pseudo pids in a sample: the machine's busy time, the sampler thread's CPU
 
 
-def _cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of a process so far (None if it is gone)."""
+def _cpu_s(pid: int, tid: int | None = None) -> float | None:
+    """User + system CPU seconds of a process, or of one of its threads, so far (None if it is gone)."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(path).read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
     return (int(fields[11]) + int(fields[12])) * _TICK_S
@@ -32,16 +33,16 @@ def thread_cpu_s(pid: int) -> dict[int, tuple[str, float]]:
     """Each thread of a process: thread id -> (its kernel name, user + system CPU seconds so far)."""
     threads: dict[int, tuple[str, float]] = {}
     try:
-        tids = os.listdir(f"/proc/{pid}/task")
+        tids = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
     except OSError:
         return threads
     for tid in tids:
         try:
             name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
-            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+        except OSError:
             continue  # the thread ended meanwhile
-        threads[int(tid)] = (name, (int(fields[11]) + int(fields[12])) * _TICK_S)
+        if (seconds := _cpu_s(pid, tid)) is not None:
+            threads[tid] = (name, seconds)
     return threads
 
 
@@ -141,3 +142,38 @@ def cpu_report(sampler: CpuSampler, start_s: float, end_s: float, events: int, b
         "other_processes_cpu_s": round(machine_s - cpu_s - broker_s, 2),
     }
 
+
+# ---------------------------------------------------------------- the ingest members' threads
+
+
+_THREAD_ROLES = (  # Python thread name prefix -> role (actors/ingest.py, mkt_ray/rawstore/_archive.py)
+    ("ingest-", "member: consume, decode, enrich, attribute"),
+    ("apply-", "writer: to shards and store, commit"),
+    ("archive-", "archive: sort and slice the batch"),
+    ("raw-archive", "Parquet writers"),
+)
+
+
+def member_threads(platform: Any) -> dict[tuple[int, int], tuple[str, float]]:
+    """Every thread of the ingest members' processes: (pid, thread id) -> (role, CPU seconds so far).
+    Threads Python started get their role from their name; librdkafka's and the rest (Ray's core worker,
+    Arrow's pool) from their kernel name."""
+    import ray
+
+    threads: dict[tuple[int, int], tuple[str, float]] = {}
+    for member in ray.get([m.stats.remote() for m in platform.ingest]):
+        for tid, (kernel_name, seconds) in thread_cpu_s(member["pid"]).items():
+            name = member["threads"].get(tid)
+            role = next((r for prefix, r in _THREAD_ROLES if name and name.startswith(prefix)), None)
+            if role is None:
+                role = "librdkafka" if kernel_name.startswith("rdk:") else "Ray, Arrow and other native threads"
+            threads[member["pid"], tid] = (role, seconds)
+    return threads
+
+
+def thread_roles_cpu_s(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds per thread role between two `member_threads` snapshots, summed over members."""
+    roles: dict[str, float] = {}
+    for key, (role, seconds) in after.items():
+        roles[role] = roles.get(role, 0.0) + seconds - before.get(key, (role, 0.0))[1]
+    return {role: round(s, 2) for role, s in sorted(roles.items(), key=lambda kv: -kv[1])}

@@ -70,7 +70,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from benchmarks._cpu import CpuSampler, cpu_report, thread_cpu_s
+from benchmarks._cpu import CpuSampler, cpu_report, member_threads, thread_roles_cpu_s
 from mkt_ray.contract import BatchDecoder, Event, Limits
 from mkt_ray.embedded import EmbeddedBroker
 from mkt_ray.kafka import create_topics, produce_lines, topic_end_offsets
@@ -190,39 +190,6 @@ def wait_until_applied(platform: Any, ends: dict[int, int], timeout_s: float) ->
         if time.monotonic() > deadline:
             raise TimeoutError(f"ledger {ledger} has not reached {targets} after {timeout_s:.0f} s")
         time.sleep(0.5)
-
-
-_THREAD_ROLES = (  # Python thread name prefix -> role (actors/ingest.py, mkt_ray/rawstore/_archive.py)
-    ("ingest-", "member: consume, decode, enrich, attribute"),
-    ("apply-", "writer: to shards and store, commit"),
-    ("archive-", "archive: sort and slice the batch"),
-    ("raw-archive", "Parquet writers"),
-)
-
-
-def member_threads(platform: Any) -> dict[tuple[int, int], tuple[str, float]]:
-    """Every thread of the ingest members' processes: (pid, thread id) -> (role, CPU seconds so far).
-    Threads Python started get their role from their name; librdkafka's and the rest (Ray's core worker,
-    Arrow's pool) from their kernel name."""
-    import ray
-
-    threads: dict[tuple[int, int], tuple[str, float]] = {}
-    for member in ray.get([m.stats.remote() for m in platform.ingest]):
-        for tid, (kernel_name, seconds) in thread_cpu_s(member["pid"]).items():
-            name = member["threads"].get(tid)
-            role = next((r for prefix, r in _THREAD_ROLES if name and name.startswith(prefix)), None)
-            if role is None:
-                role = "librdkafka" if kernel_name.startswith("rdk:") else "Ray, Arrow and other native threads"
-            threads[member["pid"], tid] = (role, seconds)
-    return threads
-
-
-def thread_roles_cpu_s(before: dict, after: dict) -> dict[str, float]:
-    """CPU seconds per thread role between two `member_threads` snapshots, summed over members."""
-    roles: dict[str, float] = {}
-    for key, (role, seconds) in after.items():
-        roles[role] = roles.get(role, 0.0) + seconds - before.get(key, (role, 0.0))[1]
-    return {role: round(s, 2) for role, s in sorted(roles.items(), key=lambda kv: -kv[1])}
 
 
 def member_counts(platform: Any) -> tuple[list[dict[str, Any]], dict[str, float]]:

@@ -85,13 +85,19 @@ class Reservoir:
 
 def merged_percentiles(samples: list[tuple[np.ndarray, int]], quantiles: tuple[int, ...], prefix: str) -> dict[str, float]:
     """Percentiles over several reservoirs' samples, given as (values, how many values each stands for):
-    each value weighs seen / sample size, so a busier member counts for what it saw. Empty: {}."""
-    samples = [(np.asarray(values), seen) for values, seen in samples if len(values)]
+    each value weighs seen / sample size, so a busier member counts for what it saw. A percentile is a
+    sampled value: the least one whose weighted share at or below it reaches q% (numpy's `inverted_cdf`).
+    No values: {}."""
+    samples = [(np.asarray(values), seen) for values, seen in samples if len(values) and seen > 0]
     if not samples:
         return {}
     values = np.concatenate([v for v, _ in samples])
     weights = np.concatenate([np.full(len(v), seen / len(v)) for v, seen in samples])
-    return {f"{prefix}{q}": float(np.percentile(values, q, weights=weights, method="inverted_cdf")) for q in quantiles}
+    order = np.argsort(values, kind="stable")
+    share = np.cumsum(weights[order])
+    share /= share[-1]
+    picks = np.minimum(np.searchsorted(share, np.asarray(quantiles) / 100), len(values) - 1)
+    return {f"{prefix}{q}": float(values[order[i]]) for q, i in zip(quantiles, picks.tolist(), strict=True)}
 
 
 def _sample(values: np.ndarray) -> np.ndarray:

@@ -9,18 +9,20 @@ They hold event and identity ids, so where the raw store is encrypted (`raw_stor
 are sealed under the same key (AES-GCM, bound to their partition and offset). A checkpoint is a pickle,
 and loading one runs what it holds: with a key set, an unsealed one (written before encryption was
 turned on, or planted by someone without the key) is refused unless `raw_store.read_plain_checkpoints`
-says to read it; the next one is sealed.
+says to read it, and the partition has no sealed one; then the partition's checkpoints are sealed in place.
 """
 
 from __future__ import annotations
 
+import logging
 import pickle
 
 import pyarrow.fs as pafs
 
 from mkt_ray.pipeline._attribution import PartitionState
-from mkt_ray.rawstore import seal, unseal
+from mkt_ray.rawstore import RawKeyError, is_sealed, seal, unseal
 
+log = logging.getLogger("mkt_ray.checkpoint")
 _KEEP = 3  # older checkpoints are removed once a newer one is written
 
 
@@ -75,13 +77,39 @@ def drop_checkpoints_after(uri: str, partition: int, offset: int) -> int:
 def load_checkpoint(uri: str, partition: int, at_most: int, key: bytes | None = None,
                     read_plain: bool = False) -> tuple[int, PartitionState] | None:
     """The newest checkpoint whose offset is at most `at_most`, as (offset, state); None if there is none.
-    A sealed one needs `key` (RawKeyError without it or with another); with `key`, an unsealed one is
-    RawKeyError unless `read_plain`."""
+    A sealed one needs `key` (RawKeyError without it or with another). With `key`, an unsealed one is
+    RawKeyError, unless `read_plain` and the partition has no sealed checkpoint (all were written before
+    encryption was turned on): then every checkpoint of the partition is sealed in place, so the setting
+    matters for one restart only."""
     fs, root = _fs(uri)
     folder = _folder(root, partition)
     usable = [o for o in _offsets(fs, folder) if o <= at_most]
     if not usable:
         return None
     with fs.open_input_stream(f"{folder}/{usable[-1]:020d}.pkl") as data:
-        blob = unseal(data.read(), key, _label(partition, usable[-1]), plain_ok=read_plain)
-    return usable[-1], pickle.loads(blob)  # noqa: S301 - our own files, written above
+        blob = data.read()
+    if key is not None and read_plain and not is_sealed(blob):
+        _seal_in_place(fs, folder, partition, key)
+    else:
+        blob = unseal(blob, key, _label(partition, usable[-1]))
+    return usable[-1], pickle.loads(blob)  # noqa: S301 - our own files: sealed, or vouched for by the operator
+
+
+def _seal_in_place(fs: pafs.FileSystem, folder: str, partition: int, key: bytes) -> None:
+    """Seal every checkpoint of a partition that has no sealed one (RawKeyError if it has)."""
+    blobs = {}
+    for offset in _offsets(fs, folder):
+        with fs.open_input_stream(f"{folder}/{offset:020d}.pkl") as data:
+            blobs[offset] = data.read()
+    sealed = [offset for offset, blob in blobs.items() if is_sealed(blob)]
+    if sealed:
+        raise RawKeyError(
+            f"checkpoints of partition {partition} are sealed (the newest at offset {sealed[-1]}), and one beside "
+            "them is not: it was not written before encryption was turned on, and is not loaded even with "
+            "raw_store.read_plain_checkpoints; delete the unsealed ones to resume from the sealed")
+    for offset, blob in blobs.items():
+        temp = f"{folder}/.{offset:020d}.tmp"
+        with fs.open_output_stream(temp) as out:
+            out.write(seal(blob, key, _label(partition, offset)))
+        fs.move(temp, f"{folder}/{offset:020d}.pkl")
+    log.warning("sealed %d plain checkpoints of partition %d under the raw store's key", len(blobs), partition)

@@ -9,7 +9,15 @@ from mkt_ray.rawstore._archive import (
     remove_after,
     slice_name,
 )
-from mkt_ray.rawstore._encryption import LocalKmsClient, RawKeyError, parse_key, raw_key, seal, unseal
+from mkt_ray.rawstore._encryption import (
+    LocalKmsClient,
+    RawKeyError,
+    is_sealed,
+    parse_key,
+    raw_key,
+    seal,
+    unseal,
+)
 from mkt_ray.rawstore._events import events_from_arrow, read_events
 from mkt_ray.rawstore._forget import (
     forget_raw_rows,
@@ -37,6 +45,7 @@ __all__ = [
     "linked_nodes",
     "load_tombstones",
     "parse_key",
+    "is_sealed",
     "raw_dataset",
     "raw_key",
     "read_events",

@@ -99,19 +99,26 @@ def seal(data: bytes, master_key: bytes, label: str) -> bytes:
     return _SEALED + _encrypt(AESGCM(master_key), data, label)
 
 
-def unseal(blob: bytes, master_key: bytes | None, label: str, plain_ok: bool = True) -> bytes:
+def is_sealed(blob: bytes) -> bool:
+    """Whether `blob` was written by `seal`."""
+    return blob.startswith(_SEALED)
+
+
+def unseal(blob: bytes, master_key: bytes | None, label: str, *, plain_ok: bool = False) -> bytes:
     """The bytes `seal` sealed under `label`. Bytes without the header (written while the store was not
-    encrypted) come back as they are, but only when no key is given or `plain_ok`: with a key, plain bytes
+    encrypted) come back as they are when no key is given, or with `plain_ok`: with a key, plain bytes
     carry no proof of where they came from. RawKeyError without the key, with another one, or for plain
     bytes that are not accepted."""
-    if not blob.startswith(_SEALED):
+    if not is_sealed(blob):
         if master_key is None or plain_ok:
             return blob
         raise RawKeyError(
             f"{label} is not sealed although raw_store.encryption_key is set: written before encryption was "
             "turned on, or put there by someone without the key. It is not loaded (loading a checkpoint runs "
-            "code it holds). If it is yours, set raw_store.read_plain_checkpoints=true for one restart (the "
-            "next checkpoints are sealed); or delete it and the partition's state is rebuilt by replay")
+            "code it holds). If it is yours, set raw_store.read_plain_checkpoints=true for one restart: the "
+            "partition's plain checkpoints are then sealed in place. Or delete them: the partition's state is "
+            "then rebuilt by replaying it from its first offset, complete only while the topic still holds "
+            "all of it")
     if master_key is None:
         raise RawKeyError(f"{label} is encrypted: configure raw_store.encryption_key or encryption_key_file")
     return _decrypt(AESGCM(master_key), blob[len(_SEALED):], label, f"{label}: the configured key does not open "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -108,5 +109,27 @@ def test_reservoir_keeps_every_position_equally_often() -> None:
 def test_merged_percentiles_weigh_each_sample_by_what_it_stands_for() -> None:
     # 1 and 2 stand for one value each, 10 for eight: the weighted median is 10, unweighted it would be 2
     assert merged_percentiles([(np.array([1, 2]), 2), (np.array([10]), 8)], (50,), "p") == {"p50": 10.0}
-    assert merged_percentiles([(np.array([1, 2]), 2), (np.array([10]), 8)], (10, 20), "p") == {"p10": 1.0, "p20": 2.0}
-    assert merged_percentiles([(np.zeros(0), 0)], (50,), "p") == {}
+    assert merged_percentiles([(np.array([1, 2]), 2), (np.array([10]), 8)], (5, 15, 25), "p") == {
+        "p5": 1.0, "p15": 2.0, "p25": 10.0}
+    assert merged_percentiles([(np.zeros(0), 0), (np.array([3]), 0)], (50,), "p") == {}
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_merged_percentiles_equal_an_exact_weighted_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(int(rng.integers(1, 4))):
+        values = rng.integers(0, 40, int(rng.integers(1, 20)))
+        samples.append((values, len(values) * int(2 ** rng.integers(0, 5))))  # weights 1, 2, 4, 8, 16: exact
+    quantiles = (0, 1, 10, 25, 50, 75, 90, 99, 100)
+    pairs = sorted((int(v), Fraction(seen, len(values))) for values, seen in samples for v in values.tolist())
+    total = sum(w for _, w in pairs)
+    expected = {}
+    for q in quantiles:  # the least value whose weighted share at or below it reaches q%
+        running = Fraction(0)
+        for value, weight in pairs:
+            running += weight
+            if running / total >= Fraction(q, 100):
+                expected[f"p{q}"] = float(value)
+                break
+    assert merged_percentiles(samples, quantiles, "p") == expected

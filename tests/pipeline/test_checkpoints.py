@@ -1,7 +1,7 @@
 """Checkpoint files: a state saved ahead of the ledger (a batch decoded but never written) is dropped at
 takeover, so a later keep=1 save (after a right-to-be-forgotten request) is the one that survives; with
 the raw store encrypted, checkpoints are sealed under its key, and an unsealed one is loaded only when
-the operator allows it."""
+the operator allows it and the partition has no sealed one, and is then sealed in place."""
 
 from __future__ import annotations
 
@@ -55,21 +55,41 @@ def test_sealed_checkpoints_open_only_with_their_key_and_name(tmp_path: Path) ->
         load_checkpoint(uri, 2, at_most=100, key=key)
 
 
-def test_with_a_key_a_plain_checkpoint_is_refused_unless_allowed_and_the_next_one_is_sealed(tmp_path: Path) -> None:
+def test_with_a_key_a_plain_checkpoint_is_refused_unless_allowed_and_then_sealed_in_place(tmp_path: Path) -> None:
     uri, key = str(tmp_path), os.urandom(32)
-    save_checkpoint(uri, 0, 9, _state("ev-before"))  # written while the store was not encrypted (or planted)
+    folder = tmp_path / "_checkpoints" / "p0"
+    save_checkpoint(uri, 0, 4, _state("ev-older"))  # written while the store was not encrypted (or planted)
+    save_checkpoint(uri, 0, 9, _state("ev-before"))
     assert load_checkpoint(uri, 0, at_most=9)[1].decoder.dedup.seen == {"acme": {"ev-before": 1_700_000_000_000}}
     with pytest.raises(RawKeyError, match=r"checkpoint p0/00000000000000000009 is not sealed .*read_plain_checkpoints"):
         load_checkpoint(uri, 0, at_most=9, key=key)  # a pickle nobody with the key vouches for
     restored = load_checkpoint(uri, 0, at_most=9, key=key, read_plain=True)  # the operator says it is theirs
     assert restored[1].decoder.dedup.seen == {"acme": {"ev-before": 1_700_000_000_000}}
+    # both plain checkpoints are sealed in place: the next start needs no setting, and they open only with the key
+    assert all(f.read_bytes().startswith(b"MKTSEAL1") for f in folder.glob("*.pkl")) and len(list(folder.glob("*.pkl"))) == 2
+    assert load_checkpoint(uri, 0, at_most=5, key=key)[1].decoder.dedup.seen == {"acme": {"ev-older": 1_700_000_000_000}}
+    with pytest.raises(RawKeyError, match="is encrypted"):
+        load_checkpoint(uri, 0, at_most=9)
     save_checkpoint(uri, 0, 19, _state("ev-after"), key=key, keep=1)
     assert _offsets(tmp_path, 0) == [19]
-    assert b"ev-after" not in (tmp_path / "_checkpoints" / "p0" / f"{19:020d}.pkl").read_bytes()
+    assert b"ev-after" not in (folder / f"{19:020d}.pkl").read_bytes()
     assert load_checkpoint(uri, 0, at_most=19, key=key)[1].decoder.dedup.seen == {"acme": {"ev-after": 1_700_000_000_000}}
 
 
+def test_a_plain_checkpoint_beside_sealed_ones_is_refused_even_when_allowed(tmp_path: Path) -> None:
+    uri, key = str(tmp_path), os.urandom(32)
+    save_checkpoint(uri, 5, 10, _state("ev-sealed"), key=key)
+    save_checkpoint(uri, 5, 20, _state("ev-planted"))  # not from before encryption: a sealed one exists
+    with pytest.raises(RawKeyError, match="checkpoints of partition 5 are sealed .* not loaded even with"):
+        load_checkpoint(uri, 5, at_most=20, key=key, read_plain=True)
+    planted = tmp_path / "_checkpoints" / "p5" / f"{20:020d}.pkl"
+    assert not planted.read_bytes().startswith(b"MKTSEAL1")  # left as it was, for the operator to look at
+    planted.unlink()
+    assert load_checkpoint(uri, 5, at_most=20, key=key, read_plain=True)[0] == 10
+
+
 def test_reading_plain_checkpoints_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MKT_RAW_STORE__READ_PLAIN_CHECKPOINTS", raising=False)
     assert load_settings().raw_store.read_plain_checkpoints is False
     monkeypatch.setenv("MKT_RAW_STORE__READ_PLAIN_CHECKPOINTS", "true")
     assert load_settings().raw_store.read_plain_checkpoints is True

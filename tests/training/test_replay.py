@@ -133,18 +133,24 @@ def test_tombstoned_person_stays_out_of_a_rebuild(live: dict) -> None:
 
 def test_a_restarted_member_refuses_an_unsealed_checkpoint_unless_allowed(live: dict) -> None:
     """Last in the module: it restarts the live platform (which then has nothing new to apply)."""
-    newest = max(Path(live["raw"], "_checkpoints", "p0").glob("*.pkl"))
-    sealed = newest.read_bytes()
-    _, state = load_checkpoint(live["raw"], 0, at_most=int(newest.stem), key=KEY)
-    newest.write_bytes(pickle.dumps(state))  # the same state, unsealed: as if planted without the key
-    settings = live["settings"]
+    files = sorted(Path(live["raw"], "_checkpoints", "p0").glob("*.pkl"))
+    sealed = {f: f.read_bytes() for f in files}
+    states = {f: load_checkpoint(live["raw"], 0, at_most=int(f.stem), key=KEY)[1] for f in files}
+    for f, state in states.items():  # the same states, unsealed: as if written before encryption was on
+        f.write_bytes(pickle.dumps(state))
+    newest, settings = files[-1], live["settings"]
     try:
         with Platform(settings) as platform, pytest.raises(MktRayError, match=f"checkpoint p0/{newest.stem} is not sealed"):
             platform.wait_until_assigned()
         allowed = settings.model_copy(update={"raw_store": settings.raw_store.model_copy(
             update={"read_plain_checkpoints": True})})
         with Platform(allowed) as platform:
-            platform.wait_until_assigned()
-            assert platform.stats()["read"] == 0  # resumed from the checkpoint: nothing new to apply, no error
+            platform.wait_until_assigned()  # resumed from it: no error
+            assert platform.stats()["read"] == 0  # nothing new to apply
+        # sealed in place, every one: the next start needs no setting
+        assert all(f.read_bytes().startswith(b"MKTSEAL1") for f in files)
+        assert load_checkpoint(live["raw"], 0, at_most=int(newest.stem), key=KEY)[1].decoder.dedup.seen == (
+            states[newest].decoder.dedup.seen)
     finally:
-        newest.write_bytes(sealed)
+        for f, blob in sealed.items():
+            f.write_bytes(blob)
