@@ -163,7 +163,7 @@ class CoverageTracker:
                                                ("tenant", "touched_sum", "touched_count")), strict=True):
             direct = total - with_touch
             counts = self.seen.setdefault(tenant, [0, 0])
-            counts[0] += with_touch + direct
+            counts[0] += total
             counts[1] += with_touch
             for credited, n in (("touchpoint", with_touch), ("direct", direct)):
                 if n:
