@@ -26,8 +26,9 @@ from mkt_ray.warehouse._sql import DATABASE_RE, encode_params, split_table
 _SQL_IN_ERRORS = 200
 _PLACEHOLDER_RE = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*:")
 # One reading thread keeps an INSERT's block boundaries, and so its `<token>_<n>` block ids, the same on
-# a retry (see _chdb.py for what was measured without it).
-_INSERT_SETTINGS = {"max_threads": 1, "max_insert_threads": 1}
+# a retry (see _chdb.py for what was measured without it), and no collapsing of a Replacing table's rows
+# within an inserted block (see _chdb.py).
+_INSERT_SETTINGS = {"max_threads": 1, "max_insert_threads": 1, "optimize_on_insert": 0}
 
 
 class _Encoded:
