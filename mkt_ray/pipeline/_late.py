@@ -59,8 +59,12 @@ def late_rows(
 
 
 def _lateness_ms(tenant_ids: np.ndarray, tenants: Mapping[str, TenantConfig]) -> np.ndarray | int:
-    """Each event's allowed lateness (ms): one number when the batch's tenants share it, as they usually
-    do, else one column comparison per tenant (not a dict lookup per event)."""
+    """Each event's allowed lateness (ms): one number when every tenant has the same, as they usually do
+    (told from the registry, without reading the batch), or when the batch's tenants share it; else one
+    column comparison per tenant (not a dict lookup per event)."""
+    registry = {cfg.allowed_lateness_ms for cfg in tenants.values()} | {TenantConfig().allowed_lateness_ms}
+    if len(registry) == 1:
+        return registry.pop()
     names = dict.fromkeys(tenant_ids.tolist())
     lateness_of = {t: (tenants.get(t) or TenantConfig()).allowed_lateness_ms for t in names}
     if len(set(lateness_of.values())) == 1:

@@ -43,12 +43,14 @@ def _events(ts: list[int], tenants: list[str]) -> EventColumns:
                          "partition": np.zeros(n, np.int32), "offset": np.arange(n, dtype=np.int64)})
 
 
-def test_late_rows_match_a_plain_reference() -> None:
+@pytest.mark.parametrize("lateness_s", [(0, 150), (None, None)])  # None: the default, every tenant the same
+def test_late_rows_match_a_plain_reference(lateness_s: tuple) -> None:
     rng = np.random.default_rng(3)
     watermark, base = 100 * MINUTE, 90 * MINUTE
     ts = (base + rng.integers(0, 12 * MINUTE, 400)).tolist()
     tenants = rng.choice(["a", "b"], 400).tolist()
-    config = {"a": TenantConfig(allowed_lateness_s=0), "b": TenantConfig(allowed_lateness_s=150)}
+    config = {name: TenantConfig() if s is None else TenantConfig(allowed_lateness_s=s)
+              for name, s in zip("ab", lateness_s, strict=True)}
     rows = late_rows(_events(ts, tenants), {0: watermark}, config, {0: (7, 406)}, 5).to_pylist()
     expected: dict[tuple, list[int]] = {}
     for t, tenant in zip(ts, tenants, strict=True):
