@@ -241,8 +241,9 @@ class IngestActor:
     def _attribute(self, partition: int, events: EventColumns, applied: int) -> pa.Table:
         forgotten = forgotten_rows(events["tenant_id"], events, self._tombstones)
         events = events.take(~forgotten) if forgotten.any() else events  # tombstoned persons enter no journey
-        self._models.install(self._states[partition].attribution, dict.fromkeys(events["tenant_id"].tolist()),
-                             self._settings.tenants)
+        if self._models.versions:  # a model is promoted: its values on the engines of the batch's tenants
+            self._models.install(self._states[partition].attribution, dict.fromkeys(events["tenant_id"].tolist()),
+                                 self._settings.tenants)
         return attribute_partition(self._states[partition], events, self._settings.tenants, applied)
 
     def forget(self, tenant: str, nodes: list[str]) -> list[str]:
