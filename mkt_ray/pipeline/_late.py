@@ -62,11 +62,12 @@ def _lateness_ms(tenant_ids: np.ndarray, tenants: Mapping[str, TenantConfig]) ->
     """Each event's allowed lateness (ms): one number when every tenant has the same, as they usually do
     (told from the registry, without reading the batch), or when the batch's tenants share it; else one
     column comparison per tenant (not a dict lookup per event)."""
-    registry = {cfg.allowed_lateness_ms for cfg in tenants.values()} | {TenantConfig().allowed_lateness_ms}
+    default = TenantConfig()
+    registry = {(cfg or default).allowed_lateness_ms for cfg in tenants.values()} | {default.allowed_lateness_ms}
     if len(registry) == 1:
         return registry.pop()
     names = dict.fromkeys(tenant_ids.tolist())
-    lateness_of = {t: (tenants.get(t) or TenantConfig()).allowed_lateness_ms for t in names}
+    lateness_of = {t: (tenants.get(t) or default).allowed_lateness_ms for t in names}
     if len(set(lateness_of.values())) == 1:
         return next(iter(lateness_of.values()))
     lateness = np.zeros(len(tenant_ids), np.int64)
