@@ -4,7 +4,7 @@ from mkt_ray.contract._classify import Limits, classify
 from mkt_ray.contract._columns import EventColumns, arrow_schema, columns_from_events
 from mkt_ray.contract._decoder import BatchDecoder, DecodedBatch, DecoderState, Rejection, gc_paused
 from mkt_ray.contract._dedup import DedupIndex
-from mkt_ray.contract._groups import factorize, group_rows
+from mkt_ray.contract._groups import factorize, group_column, group_rows
 from mkt_ray.contract._jsonschema import json_schema
 from mkt_ray.contract._outlier import OutlierGuard
 from mkt_ray.contract._reasons import REASON_CODES, Reason
@@ -39,6 +39,7 @@ __all__ = [
     "columns_from_events",
     "factorize",
     "gc_paused",
+    "group_column",
     "group_rows",
     "json_schema",
 ]

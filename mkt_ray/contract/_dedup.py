@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mkt_ray.contract._groups import group_rows
+from mkt_ray.contract._groups import group_column
 
 _CACHED_INT_MAX = 256  # CPython shares one int object for each value up to this
 
@@ -32,7 +32,7 @@ class DedupIndex:
         flags = np.zeros(len(tenants), dtype=bool)
         ts_ms = np.asarray(ts_ms, np.int64)  # its tolist() makes one int object per row (see _mark_tenant)
         rows = np.arange(len(tenants)) if candidates is None else np.flatnonzero(candidates)
-        for tenant, members in group_rows(tenants[rows].tolist(), rows):
+        for tenant, members in group_column(tenants[rows], rows):
             flags[members] = self._mark_tenant(tenant, event_ids[members].tolist(), ts_ms[members])
         if self.inserted_since_evict > 1_000_000:
             self.evict()

@@ -39,3 +39,11 @@ def group_rows(keys: Iterable[Hashable], rows: np.ndarray) -> list[tuple[Hashabl
     order = np.argsort(codes, kind="stable")
     bounds = np.flatnonzero(np.diff(codes[order])) + 1
     return list(zip(distinct, np.split(rows[order], bounds), strict=True))
+
+
+def group_column(column: np.ndarray, rows: np.ndarray) -> list[tuple[Hashable, np.ndarray]]:
+    """`group_rows` of a column's values (one per entry of `rows`). A column holding one value throughout,
+    as a partition slice of one tenant does, is told by one compare instead of a hash a row."""
+    if len(column) and not np.count_nonzero(column != column[0]):
+        return [(column[0], rows)]
+    return group_rows(column.tolist(), rows)

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mkt_ray.attribution._online import CREDIT_SCHEMA, LINKED_CREDIT_SCHEMA, Forgotten, TenantAttribution
-from mkt_ray.contract import DecoderState, EventColumns, group_rows
+from mkt_ray.contract import DecoderState, EventColumns, group_column
 from mkt_ray.settings import TenantConfig
 
 ATTRIBUTION = "attribution_credits"
@@ -56,13 +56,9 @@ def attribute_partition(
 
     Columns: CREDIT_TABLE_SCHEMA's and `link` (how the touchpoint joined the journey)."""
     tables = []
-    tenant_ids = events["tenant_id"]
-    if len(tenant_ids) and not np.count_nonzero(tenant_ids != tenant_ids[0]):  # a partition usually holds one
-        groups = [(tenant_ids[0], None)]  # tenant: then its events are all the events (a compare, not a hash, a row)
-    else:
-        groups = group_rows(tenant_ids.tolist(), np.arange(len(events)))
-    for tenant, members in groups:
-        rows = state.engine(tenant, tenants).apply(events if members is None else events.take(members))
+    groups = group_column(events["tenant_id"], np.arange(len(events)))
+    for tenant, members in groups:  # a partition usually holds one tenant: then its events are all the events
+        rows = state.engine(tenant, tenants).apply(events if len(groups) == 1 else events.take(members))
         if rows.num_rows:
             if "link" not in rows.column_names:  # tenants without probabilistic matching: every link deterministic
                 rows = rows.append_column(LINKED_CREDIT_SCHEMA.field("link"),

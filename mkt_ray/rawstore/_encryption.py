@@ -104,13 +104,12 @@ def is_sealed(blob: bytes) -> bool:
     return blob.startswith(_SEALED)
 
 
-def unseal(blob: bytes, master_key: bytes | None, label: str, *, plain_ok: bool = False) -> bytes:
+def unseal(blob: bytes, master_key: bytes | None, label: str) -> bytes:
     """The bytes `seal` sealed under `label`. Bytes without the header (written while the store was not
-    encrypted) come back as they are when no key is given, or with `plain_ok`: with a key, plain bytes
-    carry no proof of where they came from. RawKeyError without the key, with another one, or for plain
-    bytes that are not accepted."""
+    encrypted) come back as they are when no key is given: with a key, plain bytes carry no proof of where
+    they came from. RawKeyError without the key, with another one, or for plain bytes under a key."""
     if not is_sealed(blob):
-        if master_key is None or plain_ok:
+        if master_key is None:
             return blob
         raise RawKeyError(
             f"{label} is not sealed although raw_store.encryption_key is set: written before encryption was "
