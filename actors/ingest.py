@@ -59,7 +59,6 @@ from mkt_ray.pipeline import (
     load_checkpoint,
     process_batch,
     save_checkpoint,
-    shard_tables,
     tenant_partitions,
     use_system_arrow_pool,
 )
@@ -197,7 +196,8 @@ class IngestActor:
         with self._timed("decode"):
             out = process_batch(self._decoder_for, list(map(ck.Message.value, messages)), partitions, offsets, now_ms,
                                 self._applied, created, window_rows=False, enrich_with=self._enrich,
-                                attribute=self._attribute if self._settings.pipeline.attribution else None)
+                                attribute=self._attribute if self._settings.pipeline.attribution else None,
+                                arrow=True, shards=len(self._shards))
         for partition in np.unique(partitions).tolist():
             self._seen_through[partition] = int(offsets[partitions == partition].max())
         # late rows need the watermarks before this batch, which `taken` recorded: before the next one
@@ -289,7 +289,7 @@ class IngestActor:
     def _window_rows(self, out: BatchOutput, now_ms: int) -> tuple[list, dict[int, dict[str, int]]]:
         """Ask each tenant shard for the window rows of its slice (only the columns windows need); also
         each shard's tenants in this batch with their partition, which its close pass needs."""
-        slices = shard_tables(out.kpi_events, len(self._shards))
+        slices = out.shard_slices or {}
         seen = {s: tenant_partitions(part) for s, part in slices.items()}
         return [self._shards[s].window_rows.remote(part, out.ranges, now_ms) for s, part in slices.items()], seen
 
@@ -298,7 +298,7 @@ class IngestActor:
         events = out.events
         kept = ~forgotten_rows(events["tenant_id"], events, self._tombstones)
         stems = {partition: slice_name(partition, first, last) for partition, (first, last) in out.ranges.items()}
-        archive_partitions(events.to_arrow(), self._settings.raw_uri, stems, self._raw_key, keep=kept)
+        archive_partitions(out.events_arrow, self._settings.raw_uri, stems, self._raw_key, keep=kept)
         self._phase_s["raw_archive (overlapped)"] += time.perf_counter() - started
 
     def _write(self, out: BatchOutput, now_ms: int, late: pa.Table) -> dict[int, dict[str, int]]:
