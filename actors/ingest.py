@@ -44,7 +44,14 @@ import ray
 
 from mkt_ray.attribution import warm_up
 from mkt_ray.contract import BatchDecoder, EventColumns, Limits, gc_paused
-from mkt_ray.kafka import consumer_config, data_messages, flush_queued, producer_config, queue_message
+from mkt_ray.kafka import (
+    consumer_config,
+    data_messages,
+    flush_queued,
+    producer_config,
+    queue_message,
+    queue_messages,
+)
 from mkt_ray.observability import BatchObserver, Reservoir, alert_messages, span
 from mkt_ray.pipeline import (
     ATTRIBUTION,
@@ -234,8 +241,7 @@ class IngestActor:
         alerts = self._observer.applied(out, applied_ms)
         if alerts.num_rows:  # an SLO breached: alerts table, then topic (keyed rows: a repeat replaces)
             ray.get(self._store.insert_arrow.remote(ALERTS, alerts))
-            for key, value in alert_messages(alerts):
-                queue_message(self._producer, self._settings.kafka.topic_alerts, value, key)
+            queue_messages(self._producer, self._settings.kafka.topic_alerts, alert_messages(alerts))
             flush_queued(self._producer, self._settings.kafka.topic_alerts)
 
     def _attribute(self, partition: int, events: EventColumns, applied: int) -> pa.Table:

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray
 
-from mkt_ray.kafka import flush_queued, producer_config, queue_message, table_messages
+from mkt_ray.kafka import flush_queued, producer_config, queue_messages, table_messages
 from mkt_ray.kernels import WINDOW_KINDS
 from mkt_ray.pipeline import (
     KPI,
@@ -108,8 +108,8 @@ class TenantShard:
 
     def _send(self, topic: str, table: pa.Table) -> None:
         """Each row to `topic`, keyed by its window and rule (a repeat after a crash has the same key)."""
-        for key, value in table_messages(table, ("tenant_id", "window", "campaign_id", "source", "window_start_ms", "rule")):
-            queue_message(self._producer, topic, value, key)
+        queue_messages(self._producer, topic,
+                       table_messages(table, ("tenant_id", "window", "campaign_id", "source", "window_start_ms", "rule")))
         flush_queued(self._producer, topic)
 
     def _known_tenants(self) -> dict[str, int]:

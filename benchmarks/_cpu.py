@@ -147,7 +147,7 @@ def cpu_report(sampler: CpuSampler, start_s: float, end_s: float, events: int, b
 
 
 _THREAD_ROLES = (  # Python thread name prefix -> role (actors/ingest.py, mkt_ray/rawstore/_archive.py)
-    ("ingest-", "member: consume, decode, enrich, attribute"),
+    ("ingest-", "member: consume, decode, enrich, attribute, Arrow tables"),
     ("apply-", "writer: to shards and store, commit"),
     ("archive-", "archive: sort and slice the batch"),
     ("raw-archive", "Parquet writers"),

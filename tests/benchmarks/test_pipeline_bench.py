@@ -29,4 +29,4 @@ def test_pipeline_benchmark_sums_match(
     for side in ("mkt_ray", "quix"):
         assert report[side]["events_per_s"] > 0 and report[side]["cpu_s"] > 0
     threads = report["mkt_ray"]["member_thread_cpu_s"]  # the member thread decoded every event
-    assert threads["member: consume, decode, enrich, attribute"] > 0 and "writer: to shards and store, commit" in threads
+    assert threads["member: consume, decode, enrich, attribute, Arrow tables"] > 0 and "writer: to shards and store, commit" in threads

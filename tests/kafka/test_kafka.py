@@ -24,6 +24,7 @@ from mkt_ray.kafka import (
     produce_lines,
     producer_config,
     queue_message,
+    queue_messages,
     table_messages,
     topic_end_offsets,
     topic_names,
@@ -141,6 +142,18 @@ def test_a_full_producer_queue_drains_and_every_message_arrives(
     records = consume_all(kafka_conf, topic, 40, headers=True)
     assert [value for _, _, _, value, _ in records] == [b"m%02d" % i for i in range(40)]
     assert [dict(headers)["n"] for *_, headers in records] == [str(i).encode() for i in range(40)]
+
+
+def test_many_messages_through_a_full_queue_arrive_in_order_with_their_keys(
+    kafka_conf: dict[str, Any], new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic(partitions=1)
+    producer = Producer(producer_config({**kafka_conf, "queue.buffering.max.messages": 3, "linger.ms": 0}))
+    pairs = [(b"k%02d" % (i % 5), b"m%02d" % i) for i in range(40)]
+    queue_messages(producer, topic, iter(pairs))  # any iterable; the queue holds 3, so most wait for it to drain
+    assert producer.flush(30) == 0
+    records = consume_all(kafka_conf, topic, 40)
+    assert [(key, value) for _, _, key, value in records] == pairs
 
 
 def test_a_queue_that_never_drains_is_an_error_after_the_wait() -> None:
