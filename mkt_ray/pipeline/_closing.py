@@ -63,7 +63,10 @@ def closing_query(database: str, spans: Sequence[tuple[str, str, int, int]]) -> 
     sql = (
         f"SELECT tenant_id, window, campaign_id, source, window_start_ms, {sums} FROM {database}.{KPI} "
         f"WHERE {' OR '.join(conditions)} GROUP BY tenant_id, window, campaign_id, source, window_start_ms "
-        "ORDER BY tenant_id, window, window_start_ms, campaign_id, source"
+        "ORDER BY tenant_id, window, window_start_ms, campaign_id, source "
+        # one thread: a pass reads a few thousand windows, less than it costs to start more (17.6-18.7 against
+        # 20.5-26.4 CPU ms a pass on chDB over a benchmark run's KPI rows, 4 runs each)
+        "SETTINGS max_threads = 1"
     )
     return sql, params
 
