@@ -63,6 +63,30 @@ def test_decoder_yields_exactly_the_code(code: str) -> None:
     assert [(r.reason.code, r.raw, r.partition, r.offset) for r in batch.rejects] == [(code, SINGLE_REASON[code], 3, 41)]
 
 
+def test_a_mixed_batch_gets_the_reference_verdict_for_each_message() -> None:
+    """The decoder checks whole columns of a chunk at once; each message of a mixed batch still gets the
+    verdict the reference gives it alone, whatever its neighbours carry."""
+    specials = [
+        *SINGLE_REASON.values(),
+        encode(make_event("stage_change", metadata={"stage": "lead", "profile": {"Email": "x"}})),  # nested, any case
+        encode(make_event("stage_change", metadata={"stage": "lead", "note": "caf\u00e9 \\ done"})),  # escapes: valid
+        encode(make_event(anonymous_id="\ud800")),  # a lone surrogate escape
+        encode(make_event("stage_change", event_id="s-hint", metadata={"stage": "lead", "profile": {"name_hint": "x"}})),  # not PII
+    ]
+    lines: list[bytes] = []
+    for i, special in enumerate(specials):
+        lines += [encode(make_event("stage_change", event_id=f"v{i}-{j}", tenant_id=sorted(TENANTS)[j % len(TENANTS)],
+                                    metadata={"stage": "lead", "n": j})) for j in range(5)]
+        lines.append(special)
+    batch = BatchDecoder(TENANTS).decode(lines, now_ms=NOW_MS)
+    verdicts: list[str | None] = [None] * len(lines)
+    for rejection in batch.rejects:
+        verdicts[rejection.index] = rejection.reason.code
+    expected = [None if (reason := classify(raw, TENANTS, NOW_MS)) is None else reason.code for raw in lines]
+    assert verdicts == expected and expected.count(None) == len(batch.events) > len(specials) * 5
+    assert {"pii_not_allowed", "unknown_tenant", "invalid_utf8"} <= set(expected)
+
+
 def test_outlier_fires_after_history_and_only_on_the_spike() -> None:
     stream = _outlier_stream()
     batch = BatchDecoder(TENANTS).decode(stream, now_ms=NOW_MS)
