@@ -5,8 +5,8 @@ write valid events to the raw archive, rejects to the quarantine topic and table
 window rows to the warehouse in one insert. That insert is the commit point: its rows carry the
 partition and offset range they cover (the ledger), and one insert is applied all or nothing.
 
-Two stages, one batch apart: the member thread consumes and decodes batch N+1 (CPU in this process)
-while a writer thread applies batch N (mostly waiting on the shards, the store and the Parquet
+Two stages, one batch apart: the member thread consumes and decodes batch N+1 and builds its Arrow
+tables for the raw archive and the shards (CPU in this process) while a writer thread applies batch N (mostly waiting on the shards, the store and the Parquet
 writer), so both cores stay busy. Decoding changes only in-memory state; nothing of batch N+1 is
 written before batch N is committed, and a decoder checkpoint taken ahead of the ledger is never
 loaded (restore takes the newest one at or before it).
