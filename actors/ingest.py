@@ -204,7 +204,7 @@ class IngestActor:
             out = process_batch(self._decoder_for, list(map(ck.Message.value, messages)), partitions, offsets, now_ms,
                                 self._applied, created, window_rows=False, enrich_with=self._enrich,
                                 attribute=self._attribute if self._settings.pipeline.attribution else None,
-                                arrow=True, shards=len(self._shards))
+                                arrow=True, shards=len(self._shards), piece_rows=self._settings.pipeline.piece_rows)
         for partition in np.unique(partitions).tolist():
             self._seen_through[partition] = int(offsets[partitions == partition].max())
         # late rows need the watermarks before this batch, which `taken` recorded: before the next one

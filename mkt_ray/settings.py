@@ -193,6 +193,9 @@ class PipelineSettings(_Frozen):
     ingest_actors: int = Field(1, ge=1, le=16)
     shards: int = Field(2, ge=1, le=64)
     batch_size: int = Field(10_000, ge=1)
+    # rows of a partition's slice of a batch taken through decoding, enrichment, attribution and the Arrow
+    # conversions together, while their Python objects are in the CPU cache (mkt_ray/pipeline/_batch.py)
+    piece_rows: int = Field(10_000, ge=1)
     poll_timeout_s: float = Field(0.2, gt=0)
     checkpoint_every_s: float = Field(10.0, gt=0)  # bounds what a member taking over a partition replays
     attribution: bool = True  # credit conversions in the pipeline; off only to measure the rest apart

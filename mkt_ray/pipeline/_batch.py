@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import msgspec
 import numpy as np
@@ -13,8 +13,9 @@ import pyarrow as pa
 from mkt_ray.contract import BatchDecoder, EventColumns, Rejection, gc_paused
 from mkt_ray.pipeline._enrich import EnrichResult
 from mkt_ray.pipeline._kpi_rows import kpi_window_rows
-from mkt_ray.pipeline._routing import shard_tables
+from mkt_ray.pipeline._routing import SHARD_COLUMNS, shard_tables
 from mkt_ray.pipeline._tables import QUARANTINE_SCHEMA
+from mkt_ray.settings import PipelineSettings
 
 
 class _TenantOnly(msgspec.Struct):
@@ -72,16 +73,19 @@ class BatchOutput:
     counts: BatchCounts
     watermarks: dict[int, int]  # per partition: highest valid event time decoded so far
     credit_rows: pa.Table | None = None  # attribution credits of the conversions applied by this batch
-    events_arrow: pa.Table | None = None  # `events.to_arrow()` (the raw archive's input), when asked for
-    shard_slices: dict[int, pa.Table] | None = None  # `shard_tables(kpi_events, shards)`, when asked for
+    # when asked for, built piece by piece (one chunk per piece, each with its own dictionaries):
+    events_arrow: pa.Table | None = None  # the rows of `events.to_arrow()`: the raw archive's input
+    shard_slices: dict[int, pa.Table] | None = None  # the rows of `shard_tables(kpi_events, shards)`
 
 
-# A partition slice goes through decoding, enrichment, attribution and the Arrow conversions in pieces of
+# A partition's slice goes through decoding, enrichment, attribution and the Arrow conversions in pieces of
 # up to this many rows, so each step reads the Python objects the step before it made while they are still
-# in the CPU cache. On 100k-event batches of one partition (benchmarks/pipeline.py `where_time_goes`):
-# 3.6-4.0 µs an event in pieces of 8k-12k rows against 4.5-4.9 µs in one pass, with the same results,
-# because every stateful step (dedup, outliers, attribution) decides by stream order, never by batch bounds.
-PIECE_ROWS = 10_000
+# in the CPU cache; every stateful step (dedup, outliers, attribution) decides by stream order, never by
+# batch bounds, so the result is that of one pass. Measured on 100k events of one partition, all four steps
+# (CPU time): 3.6-4.0 µs an event in pieces of 8k-12k rows against 4.5-4.9 µs in one pass. In the pipeline
+# the Arrow conversions moved from the writer and archive threads to the member thread, which builds the
+# pieces; the ingest members' CPU fell by 0.4-0.6 µs an event on the benchmark's 100k batches.
+PIECE_ROWS = PipelineSettings().piece_rows
 
 
 def offset_ranges(partitions: np.ndarray, offsets: np.ndarray) -> dict[int, tuple[int, int]]:
@@ -113,8 +117,11 @@ def process_batch(
     the ledger rows (tenant shards compute the window rows). `attribute(partition, events, applied)` gets
     every valid enriched event of a partition slice, replayed ones included, in order and in pieces of up
     to `piece_rows`, and returns their credit rows. `arrow` adds `events_arrow`; `shards` > 0 adds
-    `shard_slices`, each built piece by piece (see `PIECE_ROWS`).
+    `shard_slices`, each built piece by piece (see `PIECE_ROWS`). A reject's `index` is its position in
+    `values`.
     """
+    if piece_rows < 1:
+        raise ValueError(f"piece_rows must be at least 1, not {piece_rows}")
     applied = applied or {}
     created = np.zeros(len(values), np.int64) if created_ms is None else np.asarray(created_ms, np.int64)
     parts: list[EventColumns] = []
@@ -144,16 +151,21 @@ def process_batch(
             if not read:
                 continue
             applies = decoded.events["offset"] > cut
-            events = decoded.events if applies.all() else decoded.events.take(applies)  # a take copies every column
-            kpi_events = enriched if applies.all() else enriched.take(applies)
+            events, kpi_events = decoded.events, enriched
+            if not applies.all():  # a take copies every column
+                events, kpi_events = events.take(applies), kpi_events.take(applies)
             parts.append(events)
             enriched_parts.append(kpi_events)
-            if arrow:
-                tables.append(events.to_arrow())
-            if shards:
-                hops.append(shard_tables(kpi_events, shards))
+            table = events.to_arrow() if arrow else None
+            if table is not None:
+                tables.append(table)
+            if shards:  # columns enrichment kept are the raw ones: their Arrow arrays are made already
+                made = {} if table is None else {name: table.column(name).chunk(0) for name in SHARD_COLUMNS
+                                                 if kpi_events.data[name] is events.data[name]}
+                hops.append(shard_tables(kpi_events, shards, made))
             stamps.append(created[piece][np.searchsorted(piece_offsets, events["offset"])])
-            kept_rejects = [r for r in decoded.rejects if r.offset > cut]
+            # a reject's index: its position in `values` (the decoder counts within the piece)
+            kept_rejects = [replace(r, index=int(piece[r.index])) for r in decoded.rejects if r.offset > cut]
             rejects += kept_rejects
             duplicates = int((piece_offsets[decoded.duplicates] > cut).sum())
             counts.add(BatchCounts(read, len(events), len(kept_rejects), duplicates,

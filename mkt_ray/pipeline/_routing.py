@@ -8,6 +8,7 @@ Python string per row and column (measured: ~0.9 µs an event at both ends befor
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -24,11 +25,17 @@ def shard_for(tenant_id: str, shards: int) -> int:
     return zlib.crc32(tenant_id.encode()) % shards
 
 
-def shard_tables(events: EventColumns, shards: int) -> dict[int, pa.Table]:
+def shard_tables(events: EventColumns, shards: int, made: Mapping[str, pa.Array] | None = None) -> dict[int, pa.Table]:
     """The batch's `SHARD_COLUMNS` grouped by owning shard, each group in the batch's order; text (object)
-    columns become dictionary arrays (`shard_events` turns a table back into columns)."""
-    arrays = {name: pa.array(events[name], pa.string()).dictionary_encode() if events[name].dtype == object
-              else pa.array(events[name]) for name in SHARD_COLUMNS}
+    columns become dictionary arrays (`shard_events` turns a table back into columns). `made` holds Arrow
+    arrays already made of some of these columns (of the same rows), used instead of converting again."""
+    arrays = {}
+    for name in SHARD_COLUMNS:
+        text = events[name].dtype == object
+        array = (made or {}).get(name)
+        if array is None:
+            array = pa.array(events[name], pa.string() if text else None)
+        arrays[name] = array.dictionary_encode() if text else array
     tenant = arrays["tenant_id"]
     owners = np.array([shard_for(t, shards) for t in tenant.dictionary.to_pylist()], np.int64)
     owner = owners[tenant.indices.to_numpy()]

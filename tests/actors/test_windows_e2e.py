@@ -50,7 +50,7 @@ def test_window_rows_of_every_kind_equal_the_reference(broker, kafka_settings, r
     settings = load_settings(
         data_dir=tmp_path / "data",
         kafka=kafka_settings(bootstrap_servers=broker.bootstrap, consumer_group=f"g-{tmp_path.name}", partitions=2),
-        pipeline=PipelineSettings(ingest_actors=2, shards=3, batch_size=3000),
+        pipeline=PipelineSettings(ingest_actors=2, shards=3, batch_size=3000, piece_rows=700),  # several pieces
     ).with_tenants(TENANTS)
     workload = generate_workload(15_000, TENANTS, 8, datetime.now(UTC))
     lines, valid = [], []

@@ -68,10 +68,11 @@ def test_a_mixed_batch_gets_the_reference_verdict_for_each_message() -> None:
     verdict the reference gives it alone, whatever its neighbours carry."""
     specials = [
         *SINGLE_REASON.values(),
-        encode(make_event("stage_change", metadata={"stage": "lead", "profile": {"Email": "x"}})),  # nested, any case
-        encode(make_event("stage_change", metadata={"stage": "lead", "note": "caf\u00e9 \\ done"})),  # escapes: valid
-        encode(make_event(anonymous_id="\ud800")),  # a lone surrogate escape
-        encode(make_event("stage_change", event_id="s-hint", metadata={"stage": "lead", "profile": {"name_hint": "x"}})),  # not PII
+        # a nested PII key in another case; escapes (valid); a lone surrogate escape; a key that is not PII
+        encode(make_event("stage_change", event_id="s-pii", metadata={"stage": "lead", "profile": {"Email": "x"}})),
+        encode(make_event("stage_change", event_id="s-escapes", metadata={"stage": "lead", "note": "caf\u00e9 \\ x"})),
+        encode(make_event(event_id="s-surrogate", anonymous_id="\ud800")),
+        encode(make_event("stage_change", event_id="s-hint", metadata={"stage": "lead", "profile": {"name_hint": "x"}})),
     ]
     lines: list[bytes] = []
     for i, special in enumerate(specials):

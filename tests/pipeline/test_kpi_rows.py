@@ -127,12 +127,20 @@ def test_a_batch_over_two_partitions_joins_enriched_and_raw_columns_row_for_row(
     assert out.kpi_events["partition"].tolist() == [0, 0, 1, 1]
 
 
-def test_a_batch_in_pieces_of_any_size_gives_what_one_pass_gives() -> None:
+def test_a_batch_in_pieces_of_any_size_gives_what_one_pass_gives(tmp_path) -> None:
     """Decode, enrichment, attribution and the Arrow outputs piece by piece: the same output as one pass
     (every stateful step decides by stream order), including replayed offsets and rejects."""
     from functools import partial
 
-    from mkt_ray.pipeline import PartitionState, attribute_partition, enrich, shard_events, shard_tables
+    from mkt_ray.pipeline import (
+        PartitionState,
+        attribute_partition,
+        enrich,
+        shard_events,
+        shard_tables,
+        tenant_partitions,
+    )
+    from mkt_ray.rawstore import archive_partitions, read_raw, slice_name
     from mkt_ray.settings import CurrencySettings, TenantConfig
 
     lines, partitions, offsets = _batch(3000, seed=11)
@@ -154,15 +162,25 @@ def test_a_batch_in_pieces_of_any_size_gives_what_one_pass_gives() -> None:
     def columns(events) -> dict[str, list]:
         return {name: events[name].tolist() for name in events.data}
 
+    def archived(out, name: str) -> list[dict]:
+        """The raw store's rows after archiving `events_arrow`, every third event left out (a keep mask)."""
+        stems = {p: slice_name(p, first, last) for p, (first, last) in out.ranges.items()}
+        keep = np.arange(len(out.events)) % 3 != 0
+        archive_partitions(out.events_arrow, str(tmp_path / name), stems, keep=keep)
+        return sorted(read_raw(str(tmp_path / name)).to_pylist(), key=lambda row: (row["partition"], row["offset"]))
+
     whole = run(10**9)
     assert whole.counts.quarantined and whole.counts.duplicate and whole.credit_rows.num_rows  # every path is taken
     assert whole.events_arrow.equals(whole.events.to_arrow())
+    assert all(lines[r.index] == r.raw for r in whole.rejects)  # a reject's index is its position in the batch
     expected_slices = shard_tables(whole.kpi_events, 2)
+    expected_raw = archived(whole, "whole")
+    assert len(expected_raw) == len(whole.events) - -(-len(whole.events) // 3)
     for piece_rows in (1, 97, 1000):
         out = run(piece_rows)
         assert columns(out.events) == columns(whole.events) and columns(out.kpi_events) == columns(whole.kpi_events)
-        assert [(r.reason, r.raw, r.partition, r.offset) for r in out.rejects] == \
-            [(r.reason, r.raw, r.partition, r.offset) for r in whole.rejects]
+        assert [(r.index, r.reason, r.raw, r.partition, r.offset) for r in out.rejects] == \
+            [(r.index, r.reason, r.raw, r.partition, r.offset) for r in whole.rejects]
         assert out.counts.as_dict() == whole.counts.as_dict()
         assert out.created_ms.tolist() == whole.created_ms.tolist()
         assert (out.ranges, out.watermarks) == (whole.ranges, whole.watermarks)
@@ -174,3 +192,5 @@ def test_a_batch_in_pieces_of_any_size_gives_what_one_pass_gives() -> None:
         assert set(out.shard_slices) == set(expected_slices)
         for shard, table in out.shard_slices.items():
             assert columns(shard_events(table)) == columns(shard_events(expected_slices[shard]))
+            assert tenant_partitions(table) == tenant_partitions(expected_slices[shard])
+        assert archived(out, f"pieces-{piece_rows}") == expected_raw
