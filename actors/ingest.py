@@ -6,10 +6,11 @@ window rows to the warehouse in one insert. That insert is the commit point: its
 partition and offset range they cover (the ledger), and one insert is applied all or nothing.
 
 Two stages, one batch apart: the member thread consumes and decodes batch N+1 and builds its Arrow
-tables for the raw archive and the shards (CPU in this process) while a writer thread applies batch N (mostly waiting on the shards, the store and the Parquet
-writer), so both cores stay busy. Decoding changes only in-memory state; nothing of batch N+1 is
-written before batch N is committed, and a decoder checkpoint taken ahead of the ledger is never
-loaded (restore takes the newest one at or before it).
+tables for the raw archive and the shards (CPU in this process) while a writer thread applies batch N
+(mostly waiting on the shards, the store and the Parquet writer), so both cores stay busy. Decoding
+changes only in-memory state; nothing of batch N+1 is written before batch N is committed, and a
+decoder checkpoint taken ahead of the ledger is never loaded (restore takes the newest one at or
+before it).
 
 Taking over a partition (house-style rebalance roles): assign = restore. The member reads the ledger
 (L = highest applied offset), removes raw files an unfinished batch left after L, loads the newest

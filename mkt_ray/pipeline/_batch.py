@@ -84,7 +84,8 @@ class BatchOutput:
 # batch bounds, so the result is that of one pass. Measured on 100k events of one partition, all four steps
 # (CPU time): 3.6-4.0 µs an event in pieces of 8k-12k rows against 4.5-4.9 µs in one pass. In the pipeline
 # the Arrow conversions moved from the writer and archive threads to the member thread, which builds the
-# pieces; the ingest members' CPU fell by 0.4-0.6 µs an event on the benchmark's 100k batches.
+# pieces; the ingest members' CPU fell by 0.46 µs an event on average (0.0-0.96 in 12 alternating runs of
+# benchmarks/pipeline.py, 100k batches).
 PIECE_ROWS = PipelineSettings().piece_rows
 
 

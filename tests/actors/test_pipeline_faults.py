@@ -42,7 +42,7 @@ def platform(broker, kafka_settings, ray_session, tmp_path: Path, warehouse: War
     settings = load_settings(
         data_dir=tmp_path / "data",
         kafka=kafka_settings(bootstrap_servers=broker.bootstrap, consumer_group=f"g-{tmp_path.name}", partitions=4),
-        pipeline=PipelineSettings(ingest_actors=2, batch_size=4000, checkpoint_every_s=0.5, piece_rows=1500),
+        pipeline=PipelineSettings(ingest_actors=2, batch_size=4000, checkpoint_every_s=0.5, piece_rows=500),
         warehouse=warehouse,
     ).with_tenants(TENANTS)
     with Platform(settings) as running:

@@ -7,6 +7,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 
 from mkt_ray.contract import BatchDecoder
 from mkt_ray.pipeline import LEDGER_WINDOW, kpi_window_rows, process_batch
@@ -169,6 +170,8 @@ def test_a_batch_in_pieces_of_any_size_gives_what_one_pass_gives(tmp_path) -> No
         archive_partitions(out.events_arrow, str(tmp_path / name), stems, keep=keep)
         return sorted(read_raw(str(tmp_path / name)).to_pylist(), key=lambda row: (row["partition"], row["offset"]))
 
+    with pytest.raises(ValueError, match="piece_rows must be at least 1, not 0"):
+        run(0)
     whole = run(10**9)
     assert whole.counts.quarantined and whole.counts.duplicate and whole.credit_rows.num_rows  # every path is taken
     assert whole.events_arrow.equals(whole.events.to_arrow())
