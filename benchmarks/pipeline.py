@@ -24,9 +24,9 @@ What is measured, for mkt-ray:
 - `members`: each ingest member's partitions and messages; `member_phase_s`: the members' wall seconds
   per phase, summed over members: in the member thread consume (Kafka fetch; its wall time includes
   waiting for messages), lag_metrics, decode (with enrichment, attribution and the Arrow tables of the
-  raw archive and the shard hop), late_rows, checkpoint and
-  wait_for_writer (the previous batch not yet committed); in the writer thread window rows on the
-  shards, raw archive, attribution and KPI inserts, commit, window closing; `member_phase_cpu_s`: the
+  raw archive and the shard hop), late_rows, checkpoint and wait_for_writer (the previous batch not yet
+  committed); in the writer thread window rows on the shards, raw archive, attribution and KPI inserts,
+  commit, window closing; `member_phase_cpu_s`: the
   CPU seconds of the thread that ran each phase (Arrow's own threads, e.g. the Parquet writer's, are in
   `cpu_s_by_process` only); `member_thread_cpu_s`: the members' processes' CPU seconds by thread, from
   all partitions assigned to the last message applied: the member thread, the writer, the archive thread

@@ -157,12 +157,11 @@ def process_batch(
                 events, kpi_events = events.take(applies), kpi_events.take(applies)
             parts.append(events)
             enriched_parts.append(kpi_events)
-            table = events.to_arrow() if arrow else None
-            if table is not None:
-                tables.append(table)
+            if arrow:
+                tables.append(events.to_arrow())
             if shards:  # columns enrichment kept are the raw ones: their Arrow arrays are made already
-                made = {} if table is None else {name: table.column(name).chunk(0) for name in SHARD_COLUMNS
-                                                 if kpi_events.data[name] is events.data[name]}
+                made = {name: tables[-1].column(name).chunk(0) for name in SHARD_COLUMNS
+                        if arrow and kpi_events.data[name] is events.data[name]}
                 hops.append(shard_tables(kpi_events, shards, made))
             stamps.append(created[piece][np.searchsorted(piece_offsets, events["offset"])])
             # a reject's index: its position in `values` (the decoder counts within the piece)

@@ -29,10 +29,10 @@ def shard_tables(events: EventColumns, shards: int, made: Mapping[str, pa.Array]
     """The batch's `SHARD_COLUMNS` grouped by owning shard, each group in the batch's order; text (object)
     columns become dictionary arrays (`shard_events` turns a table back into columns). `made` holds Arrow
     arrays already made of some of these columns (of the same rows), used instead of converting again."""
-    arrays = {}
+    made, arrays = made or {}, {}
     for name in SHARD_COLUMNS:
         text = events[name].dtype == object
-        array = (made or {}).get(name)
+        array = made.get(name)
         if array is None:
             array = pa.array(events[name], pa.string() if text else None)
         arrays[name] = array.dictionary_encode() if text else array
