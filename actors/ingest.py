@@ -72,9 +72,9 @@ from mkt_ray.pipeline import (
 )
 from mkt_ray.pipeline._tables import ALERTS, LATE
 from mkt_ray.rawstore import (
+    Tombstones,
     archive_partitions,
     forgotten_raw,
-    forgotten_rows,
     identity_hash,
     load_tombstones,
     raw_key,
@@ -106,7 +106,7 @@ class IngestActor:
         self._applied: dict[int, int] = {}  # partition -> offset through which a restart only replays
         self._checkpointed_at: dict[int, float] = {}
         self._counts = BatchCounts()
-        self._tombstones = load_tombstones(settings.raw_uri)  # forgotten identities (hashed), per tenant
+        self._tombstones = Tombstones(load_tombstones(settings.raw_uri))  # forgotten identities (hashed), per tenant
         self._seen_through: dict[int, int] = {}  # partition -> last offset its state includes
         self._lock = threading.Lock()  # a batch (decode to hand-over) and a forget request never interleave
         self._observer = BatchObserver(settings, member)  # metrics, late data, SLO alerts
@@ -246,7 +246,7 @@ class IngestActor:
             flush_queued(self._producer, self._settings.kafka.topic_alerts)
 
     def _attribute(self, partition: int, events: EventColumns, applied: int) -> pa.Table:
-        forgotten = forgotten_rows(events["tenant_id"], events, self._tombstones)
+        forgotten = self._tombstones.rows(events["tenant_id"], events)
         events = events.take(~forgotten) if forgotten.any() else events  # tombstoned persons enter no journey
         if self._models.versions:  # a model is promoted: its values on the engines of the batch's tenants
             self._models.install(self._states[partition].attribution, dict.fromkeys(events["tenant_id"].tolist()),
@@ -270,7 +270,7 @@ class IngestActor:
                     save_checkpoint(self._settings.raw_uri, partition, self._seen_through[partition], state, keep=1,
                                     key=self._raw_key)
             hashes = {identity_hash(tenant, node) for node in (*nodes, *removed)}
-            self._tombstones = {**self._tombstones, tenant: self._tombstones.get(tenant, frozenset()) | hashes}
+            self._tombstones.add(tenant, hashes)
             return sorted(removed)
 
     def holds(self, tenant: str, nodes: list[str]) -> int:
@@ -303,7 +303,7 @@ class IngestActor:
     def _archive(self, out: BatchOutput) -> None:
         started = time.perf_counter()
         events = out.events
-        kept = ~forgotten_rows(events["tenant_id"], events, self._tombstones)
+        kept = ~self._tombstones.rows(events["tenant_id"], events)
         stems = {partition: slice_name(partition, first, last) for partition, (first, last) in out.ranges.items()}
         archive_partitions(out.events_arrow, self._settings.raw_uri, stems, self._raw_key, keep=kept)
         self._phase_s["raw_archive (overlapped)"] += time.perf_counter() - started
@@ -340,7 +340,7 @@ class IngestActor:
     def _quarantine(self, out: BatchOutput, token: str) -> None:
         with self._timed("quarantine"):
             topic = self._settings.kafka.topic_quarantine
-            forgotten = forgotten_raw([r.raw for r in out.rejects], self._tombstones)  # of forgotten persons
+            forgotten = forgotten_raw([r.raw for r in out.rejects], self._tombstones.hashes)  # of forgotten persons
             for r in (r for r, gone in zip(out.rejects, forgotten, strict=True) if not gone):
                 headers = [("reason", r.reason.code), ("partition", str(r.partition)), ("offset", str(r.offset))]
                 queue_message(self._producer, topic, r.raw, headers=headers)

@@ -1,7 +1,7 @@
 """The whole pipeline (Kafka -> ingest actors -> KPI windows in the warehouse) against Quix Streams, side by side.
 
     python -m benchmarks.pipeline [--events 1000000] [--tenants 8] [--seed 7] [--ingest-actors 2] [--partitions 12]
-        [--shards 2] [--batch-size 100000] [--no-attribution] [--skip-quix]
+        [--shards 2] [--batch-size 100000] [--no-attribution] [--forgotten 0] [--skip-quix]
 
 Prints one JSON line on stdout (progress goes to stderr). One embedded broker serves the whole run. The
 seeded workload (no invalid events, no duplicates, so both sides sum exactly the same events) is produced
@@ -45,7 +45,9 @@ latency), and 12 partitions: Kafka places a key by CRC-32 of the key modulo the 
 8 tenants' keys on 4 partitions put 73% of the events on one partition (one member does 80% of the
 work), on 12 the two members get 56% and 44% (`partition_events`, `members` show the split).
 `--no-attribution` runs the pipeline without crediting conversions, to see the other phases apart; the
-headline figures are the full pipeline's.
+headline figures are the full pipeline's. `--forgotten N` tombstones N persons per tenant before the run
+(right to be forgotten; none of them in the workload, so the sums are unchanged): every event is then
+checked against its tenant's tombstones, as in a deployment where any deletion was ever requested.
 
 The workload's clock is fixed (`NOW`); the contract's time checks are widened so that the wall-clock date
 of a run never quarantines an event.
@@ -85,7 +87,7 @@ from mkt_ray.pipeline import (
     tenant_key,
     use_system_arrow_pool,
 )
-from mkt_ray.rawstore import archive_events, slice_name
+from mkt_ray.rawstore import archive_events, identity_hash, save_tombstones, slice_name
 from mkt_ray.settings import ContractSettings, KafkaSettings, PipelineSettings, Settings, load_settings
 from mkt_ray.workload import generate_workload
 
@@ -330,6 +332,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=100_000)
     parser.add_argument("--no-attribution", action="store_true",
                         help="run without attribution, to see the other phases apart (not the headline)")
+    parser.add_argument("--forgotten", type=int, default=0,
+                        help="persons per tenant tombstoned before the run (none in the workload)")
     parser.add_argument("--skip-quix", action="store_true")
     parser.add_argument("--bootstrap", default=None, help="use this broker instead of starting an embedded one")
     return parser.parse_args(argv)
@@ -345,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     try:
         settings = run_settings(args, bootstrap, tenants, data_dir)
+        for tenant in tenants if args.forgotten else ():
+            save_tombstones(settings.raw_uri, tenant, [identity_hash(tenant, f"user_id:gone-{i}") for i in range(args.forgotten)])
         ends = preload(settings.kafka.client_config(), settings.kafka, lines)
         partition_events = {str(p): n for p, n in ends.items()}
         mkt, ours = run_mkt_ray(settings, ends, len(lines), broker_pid)
@@ -361,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "pipeline", "events": len(lines), "seed": args.seed, "tenants": args.tenants,
         "ingest_actors": args.ingest_actors, "partitions": args.partitions, "partition_events": partition_events,
         "shards": args.shards, "batch_size": args.batch_size, "attribution": not args.no_attribution,
+        "forgotten_per_tenant": args.forgotten,
         "workload": "generate_workload(invalid_share=0.0, duplicate_share=0.0): every event valid and distinct",
         "cores": os.cpu_count(), "mkt_ray": mkt, "quix": quix,
         "speedup": round(mkt["events_per_s"] / quix["events_per_s"], 2) if quix else None,

@@ -20,6 +20,7 @@ from mkt_ray.rawstore._encryption import (
 )
 from mkt_ray.rawstore._events import events_from_arrow, read_events
 from mkt_ray.rawstore._forget import (
+    Tombstones,
     forget_raw_rows,
     forgotten_raw,
     forgotten_rows,
@@ -52,6 +53,7 @@ __all__ = [
     "read_raw",
     "remove_after",
     "save_tombstones",
+    "Tombstones",
     "seal",
     "slice_name",
     "unseal",
