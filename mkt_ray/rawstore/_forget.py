@@ -9,7 +9,7 @@ Tombstones keep a forgotten person out of later replays: per tenant, the tenant-
 identity node (`user_id:u1`), stored under `_tombstones/` in the raw store (which replays read, and
 which outlives a fresh warehouse). Hashes, not the identities: the list of the forgotten must not
 itself remember who they were. The pipeline drops events of tombstoned identities from the archive,
-the quarantine and attribution (`forgotten_rows`), whatever offsets it replays.
+the quarantine and attribution (`Tombstones`), whatever offsets it replays.
 """
 
 from __future__ import annotations
@@ -81,21 +81,21 @@ def load_tombstones(uri: str) -> dict[str, frozenset[str]]:
 
 
 class Tombstones:
-    """Every tenant's tombstoned identity hashes, and the verdicts of checking events against them.
+    """Every tenant's tombstoned identity hashes, and the identity values found clean against them.
 
     Checking an identity value is a salted SHA-256 (~0.8 µs; hashing every value of every event cost a
     tenant with any tombstone 1.2 µs an event, per check). A batch holds each value several times and the
-    next batches hold most of them again, so each (tenant, field, value) is hashed once: the values found
-    clean and those found forgotten are kept, tied to the tenant's hashes they were judged against (more
-    tombstones start new verdicts). Past `memo_limit` values all verdicts are dropped and judged again.
-    Safe to check from several threads while `add` runs in another.
+    next batches hold most of them again, so the values found clean are kept per tenant and field, tied to
+    the tenant's hashes they were judged against (more tombstones start over), and are not hashed again.
+    Values found forgotten are not kept (the forgotten are not remembered) and are hashed at each check;
+    they are few. Past `memo_limit` values, all are dropped and judged again. Checks may run in several
+    threads while `add` runs in another: a value may then be hashed once in each, never judged wrongly.
     """
 
     def __init__(self, hashes: Mapping[str, frozenset[str]] | None = None, memo_limit: int = 500_000) -> None:
         self.hashes: dict[str, frozenset[str]] = dict(hashes or {})
         self.memo_limit = memo_limit
-        # tenant -> (the hashes judged against, {identity field: (clean values, forgotten values)})
-        self._verdicts: dict[str, tuple[frozenset[str], dict[str, tuple[set, set]]]] = {}
+        self._clean: dict[str, tuple[frozenset[str], dict[str, set]]] = {}  # tenant -> (judged against, field -> values)
 
     def add(self, tenant: str, hashes: Iterable[str]) -> None:
         """Tombstone more identity hashes of a tenant."""
@@ -108,29 +108,31 @@ class Tombstones:
         if not any(held.values()):
             return mask
         if self.judged() > self.memo_limit:
-            self._verdicts = {}
+            self._clean = {}
         for tenant, rows in group_column(tenants, np.arange(len(tenants))):
             hashes = held.get(tenant)
             if not hashes:
                 continue
-            for field, (clean, forgotten) in self._judged(tenant, hashes).items():
+            for field, clean in self._judged(tenant, hashes).items():
                 values = identities[field][rows].tolist()
-                if not clean.issuperset(values):  # one C pass; new values are hashed once each
-                    for value in set(values).difference(clean, forgotten):
-                        (forgotten if identity_hash(tenant, f"{field}:{value}") in hashes else clean).add(value)
+                if clean.issuperset(values):  # one C pass: the usual answer
+                    continue
+                forgotten = set()
+                for value in set(values).difference(clean):
+                    (forgotten if identity_hash(tenant, f"{field}:{value}") in hashes else clean).add(value)
                 if forgotten:
                     mask[rows] |= np.fromiter(map(forgotten.__contains__, values), bool, len(values))
         return mask
 
     def judged(self) -> int:
-        """How many (tenant, field, value) verdicts are kept."""
-        return sum(len(c) - 1 + len(f) for _, by_field in list(self._verdicts.values()) for c, f in by_field.values())
+        """How many (tenant, field, value) are kept as clean."""
+        return sum(len(values) - 1 for _, by_field in list(self._clean.values()) for values in by_field.values())
 
-    def _judged(self, tenant: str, hashes: frozenset[str]) -> dict[str, tuple[set, set]]:
-        entry = self._verdicts.get(tenant)
+    def _judged(self, tenant: str, hashes: frozenset[str]) -> dict[str, set]:
+        entry = self._clean.get(tenant)
         if entry is None or entry[0] is not hashes:  # first check, or judged against other tombstones
-            entry = (hashes, {field: ({None}, set()) for field in IDENTITY_FIELDS})
-            self._verdicts[tenant] = entry
+            entry = (hashes, {field: {None} for field in IDENTITY_FIELDS})  # an absent identity is clean
+            self._clean[tenant] = entry
         return entry[1]
 
 

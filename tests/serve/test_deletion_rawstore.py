@@ -69,43 +69,51 @@ def _reference_forgotten(events, hashes: dict[str, set[str]]) -> list[bool]:
                 in hashes.get(events["tenant_id"][i], ()) for f in IDENTITY_FIELDS) for i in range(len(events))]
 
 
-def test_a_members_tombstones_judge_each_value_once_and_start_over_when_more_arrive() -> None:
+def test_a_members_tombstones_judge_each_value_once_and_start_over_when_more_arrive(monkeypatch) -> None:
+    import mkt_ray.rawstore._forget as forget
     from mkt_ray.workload import generate_workload
 
-    now = datetime.now(UTC)
-    lines = list(generate_workload(3000, ["acme", "globex", "initech"], 11, now, invalid_share=0.0))
+    hashed: list[tuple[str, str]] = []  # (tenant, node) of every hash the checks compute
+    monkeypatch.setattr(forget, "identity_hash", lambda tenant, node: hashed.append((tenant, node)) or identity_hash(tenant, node))
+    lines = list(generate_workload(3000, ["acme", "globex", "initech"], 11, datetime.now(UTC), invalid_share=0.0))
     events = BatchDecoder(["acme", "globex", "initech"]).decode(lines).events
-    first = {(events["tenant_id"][i], f, events[f][i]) for i in range(0, len(events), 97) for f in IDENTITY_FIELDS
-             if events[f][i] is not None and events["tenant_id"][i] != "initech"}  # initech: no tombstone yet
-    hashes: dict[str, set[str]] = {}
-    for tenant, field, value in sorted(first):
-        hashes.setdefault(tenant, set()).add(identity_hash(tenant, f"{field}:{value}"))
-    hashes["globex"].add(identity_hash("globex", "user_id:acme-only"))  # never in the stream
+    rows = range(len(events))
+
+    def nodes(tenants: set[str], upto: int = len(events)) -> set[tuple[str, str]]:
+        return {(events["tenant_id"][i], f"{f}:{events[f][i]}") for i in range(upto) for f in IDENTITY_FIELDS
+                if events[f][i] is not None and events["tenant_id"][i] in tenants}
+
+    hashes: dict[str, set[str]] = {"globex": {identity_hash("globex", "user_id:never-seen")}}
+    for tenant, node in sorted(nodes({"acme", "globex"}))[::97]:  # initech: no tombstone yet
+        hashes.setdefault(tenant, set()).add(identity_hash(tenant, node))
     tombstones = Tombstones({t: frozenset(h) for t, h in hashes.items()})
     expected = _reference_forgotten(events, hashes)
     assert 0 < sum(expected) < len(events)
-    for _ in range(2):  # judged, then from the verdicts kept
-        assert tombstones.rows(events["tenant_id"], events).tolist() == expected
-    half = len(events) // 2  # slices: the verdicts of other rows serve
+    gone = {(t, n) for t, n in nodes({"acme", "globex"}) if identity_hash(t, n) in hashes[t]}
+    assert tombstones.rows(events["tenant_id"], events).tolist() == expected
+    assert set(hashed) == nodes({"acme", "globex"}) and len(hashed) == len(set(hashed))  # each value once
+    hashed.clear()
+    assert tombstones.rows(events["tenant_id"], events).tolist() == expected
+    assert sorted(hashed) == sorted(gone)  # clean values are kept; the forgotten ones are not
+    half = len(events) // 2  # a slice: the verdicts of other rows serve
     assert tombstones.rows(events["tenant_id"][half:], events.take(slice(half, None))).tolist() == expected[half:]
-    # a value judged clean is tombstoned later (and a tenant gets its first): its verdicts start over
-    row = next(i for i in range(len(events))
-               if not expected[i] and events["tenant_id"][i] == "acme" and events["anonymous_id"][i] is not None)
-    late = identity_hash("acme", f"anonymous_id:{events['anonymous_id'][row]}")
-    tombstones.add("acme", [late])
+    # a value judged clean is tombstoned later, and a tenant gets its first: their values are judged again
+    row = next(i for i in rows if not expected[i] and events["tenant_id"][i] == "acme" and events["anonymous_id"][i])
     device = next(d for t, d in zip(events["tenant_id"], events["device_id"], strict=True) if t == "initech" and d)
-    tombstones.add("initech", [identity_hash("initech", f"device_id:{device}")])
-    hashes["acme"].add(late)
-    hashes["initech"] = set(tombstones.hashes["initech"])
+    hashes["acme"].add(identity_hash("acme", f"anonymous_id:{events['anonymous_id'][row]}"))
+    hashes["initech"] = {identity_hash("initech", f"device_id:{device}")}
+    tombstones.add("acme", [identity_hash("acme", f"anonymous_id:{events['anonymous_id'][row]}")])
+    tombstones.add("initech", hashes["initech"])
     expected = _reference_forgotten(events, hashes)
+    hashed.clear()
     assert expected[row] and tombstones.rows(events["tenant_id"], events).tolist() == expected
-    assert tombstones.judged() == len({(events["tenant_id"][i], f, events[f][i]) for i in range(len(events))
-                                       for f in IDENTITY_FIELDS if events[f][i] is not None})
-    small = Tombstones(tombstones.hashes, memo_limit=10)  # verdicts dropped at every call: the same answer
+    assert set(hashed) == nodes({"acme", "initech"}) | {(t, n) for t, n in gone if t == "globex"}
+    everyone = {"acme", "globex", "initech"}
+    assert tombstones.judged() == len({(t, n) for t, n in nodes(everyone) if identity_hash(t, n) not in hashes[t]})
+    small = Tombstones(tombstones.hashes, memo_limit=tombstones.judged() // 2)  # dropped at every call: same answer
     for _ in range(2):
         assert small.rows(events["tenant_id"], events).tolist() == expected
     assert small.rows(events["tenant_id"][:half], events.take(slice(0, half))).tolist() == expected[:half]
-    assert small.judged() == len({(events["tenant_id"][i], f, events[f][i]) for i in range(half)
-                                  for f in IDENTITY_FIELDS if events[f][i] is not None})
+    assert small.judged() == len({(t, n) for t, n in nodes(everyone, half) if identity_hash(t, n) not in hashes[t]})
     assert forgotten_rows(events["tenant_id"], events, tombstones.hashes).tolist() == expected
     assert not Tombstones().rows(events["tenant_id"], events).any()
