@@ -176,8 +176,15 @@ class Platform:
 
     def stop(self) -> None:
         """Stop everything this platform started (idempotent; each step runs even if one fails)."""
+        # every member at once, within 30 s: one by one, each leaving the group would hand its partitions
+        # to the others, which would restore them only to stop in turn
+        stopping: list[ray.ObjectRef] = []
         for actor in self.ingest:
-            _quietly(lambda a=actor: ray.get(a.stop.remote(), timeout=30))
+            _quietly(lambda a=actor: stopping.append(a.stop.remote()))
+        deadline = time.monotonic() + 30
+        for ref in stopping:
+            _quietly(lambda r=ref: ray.get(r, timeout=max(0.0, deadline - time.monotonic())))
+        for actor in self.ingest:
             _quietly(lambda a=actor: ray.kill(a))
         self.ingest = []
         if self.deletion is not None:
