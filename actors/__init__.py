@@ -1,5 +1,5 @@
-"""Ray actors: each owns state and I/O and calls library functions in `mkt_ray`."""
+"""Ray actors: each owns state and I/O and calls library functions in `mkt_ray`.
 
-from actors.store import StoreActor, start_store_actor
-
-__all__ = ["StoreActor", "start_store_actor"]
+Import the module you need (`actors.store`, `actors.shard`, ...): each actor's worker process imports
+only its own module's dependencies (the shards, for one, never load chDB).
+"""

@@ -94,7 +94,7 @@ class IngestActor:
         use_system_arrow_pool()
         # actors are looked up by name: a handle argument would pin it in the object store across restarts
         self._settings, self._store, self._member = settings, ray.get_actor(store_name), member
-        self._shards = [ray.get_actor(name) for name in shard_names]
+        self._shard_names, self._shard_handles = shard_names, []  # see _shards
         conf = settings.kafka.client_config(bootstrap)
         self._consumer = ck.Consumer({**consumer_config(conf, settings.kafka.consumer_group), "client.id": f"ingest-{member}"})
         self._producer = ck.Producer(producer_config(conf))
@@ -125,19 +125,20 @@ class IngestActor:
         self._thread = threading.Thread(target=self._run, name=f"ingest-{member}", daemon=True)
         self._thread.start()
 
+    @property
+    def _shards(self) -> list:  # looked up on first use: the platform starts its members before their shards
+        self._shard_handles = self._shard_handles or [ray.get_actor(name) for name in self._shard_names]
+        return self._shard_handles
+
     def stats(self) -> dict[str, Any]:
         """Counters since this incarnation started, a latency sample (ms); `error` is set if the loop died."""
         return {
             **self._counts.as_dict(),
-            "member": self._member,
-            "first_consumed_ms": self._first_consumed_ms,
-            "last_applied_ms": self._last_applied_ms,
+            "member": self._member, "first_consumed_ms": self._first_consumed_ms, "last_applied_ms": self._last_applied_ms,
             "latency_ms": self._latencies.values.copy(),
             "latency_seen": self._latencies.seen,  # how many latencies the sample stands for
             "assigned": sorted(self._decoders),
-            "phase_s": dict(self._phase_s),
-            "phase_cpu_s": dict(self._phase_cpu_s),
-            "error": self._error,
+            "phase_s": dict(self._phase_s), "phase_cpu_s": dict(self._phase_cpu_s), "error": self._error,
             "models": dict(self._models.versions),  # tenant -> model version crediting markov/data_driven
             "pid": os.getpid(),
             "threads": {t.native_id: t.name for t in threading.enumerate()},  # OS thread id -> Python name
@@ -205,7 +206,7 @@ class IngestActor:
             out = process_batch(self._decoder_for, list(map(ck.Message.value, messages)), partitions, offsets, now_ms,
                                 self._applied, created, window_rows=False, enrich_with=self._enrich,
                                 attribute=self._attribute if self._settings.pipeline.attribution else None,
-                                arrow=True, shards=len(self._shards), piece_rows=self._settings.pipeline.piece_rows)
+                                arrow=True, shards=len(self._shard_names), piece_rows=self._settings.pipeline.piece_rows)
         for partition in np.unique(partitions).tolist():
             self._seen_through[partition] = int(offsets[partitions == partition].max())
         # late rows need the watermarks before this batch, which `taken` recorded: before the next one

@@ -107,17 +107,20 @@ class Platform:
             ray.get(self.store.execute.remote(statement))
         wh = self.settings.warehouse
         self.say(f"warehouse ({wh.backend}) at {wh.url if wh.backend == 'clickhouse' else self.settings.chdb_path}")
-        self.shards = start_shards(self.settings, self.bootstrap, self.store_name, self._suffix)
-        shard_names = [f"mkt-shard-{i}-{self._suffix}" for i in range(len(self.shards))]
-        self._wait_placed([shard.stats.remote() for shard in self.shards], "tenant shards")
+        # every actor is requested at once, members first, and then awaited: Ray starts workers in request
+        # order, so the members join their consumer group (a ~3 s wait on the broker) while the shards start
+        shard_names = [f"mkt-shard-{i}-{self._suffix}" for i in range(self.settings.pipeline.shards)]
         self.ingest = [
             IngestActor.options(name=f"mkt-ingest-{i}-{self._suffix}").remote(
                 self.settings, self.bootstrap, self.store_name, shard_names, i)
             for i in range(self.settings.pipeline.ingest_actors)
         ]
+        self.shards = start_shards(self.settings, self.bootstrap, self.store_name, self._suffix)
         self.deletion = start_deletion_actor(self.settings, self.store_name,
                                              [f"mkt-ingest-{i}-{self._suffix}" for i in range(len(self.ingest))])
-        # constructed before start returns: a kill during its worker's start-up can leave that worker behind
+        # all constructed before start returns: a kill during a worker's start-up can leave that worker behind
+        self._wait_placed([shard.stats.remote() for shard in self.shards], "tenant shards")
+        self._wait_placed([member.__ray_ready__.remote() for member in self.ingest], "ingest members")
         self._wait_placed([self.deletion.__ray_ready__.remote()], "the deletion actor")
         self.say(f"{len(self.ingest)} ingest actor(s) in consumer group {self.settings.kafka.consumer_group}, "
                  f"{len(self.shards)} tenant shard(s)")

@@ -27,7 +27,7 @@ from ray.data.datasource import Datasource, ReadTask
 
 from mkt_ray.contract import USER_LEVEL_TYPES
 from mkt_ray.errors import InputError
-from mkt_ray.rawstore import PARTITIONING, raw_dataset
+from mkt_ray.rawstore import raw_dataset, raw_partitioning
 
 # Ray Data's default (at least 200 read blocks) costs seconds of task overhead on a small cluster, and the
 # journeys need the tenant's rows in one place anyway; a few blocks still read files in parallel.
@@ -89,7 +89,7 @@ class RawPartitions(Datasource):
     def __init__(self, found: InputRange, columns: list[str] | None) -> None:
         self._filesystem, self._root = _filesystem(found.uri)
         tenant_dir = f"{self._root}/tenant_id={found.tenant}"
-        dataset = pads.dataset(tenant_dir, filesystem=self._filesystem, format="parquet", partitioning=PARTITIONING,
+        dataset = pads.dataset(tenant_dir, filesystem=self._filesystem, format="parquet", partitioning=raw_partitioning(),
                                partition_base_dir=self._root)
         self._paths = [f.path for f in dataset.get_fragments(filter=_partition_filter(found))]
         self._columns = columns
@@ -112,7 +112,7 @@ class RawPartitions(Datasource):
 
 def _scan(paths: list[str], filesystem: pafs.FileSystem, root: str, columns: list[str] | None) -> list[pa.Table]:
     """One read task: its files (partition columns from their paths), with pyarrow's threaded scanner."""
-    dataset = pads.dataset(paths, filesystem=filesystem, format="parquet", partitioning=PARTITIONING,
+    dataset = pads.dataset(paths, filesystem=filesystem, format="parquet", partitioning=raw_partitioning(),
                            partition_base_dir=root)
     return [dataset.to_table(columns=columns)]
 

@@ -1,10 +1,10 @@
 """The raw store: valid events as immutable Parquet, `tenant_id=/date=/event_type=/`, local or s3://."""
 
 from mkt_ray.rawstore._archive import (
-    PARTITIONING,
     archive_events,
     archive_partitions,
     raw_dataset,
+    raw_partitioning,
     read_raw,
     remove_after,
     slice_name,
@@ -32,7 +32,6 @@ from mkt_ray.rawstore._forget import (
 )
 
 __all__ = [
-    "PARTITIONING",
     "LocalKmsClient",
     "RawKeyError",
     "Tombstones",
@@ -49,6 +48,7 @@ __all__ = [
     "load_tombstones",
     "parse_key",
     "raw_dataset",
+    "raw_partitioning",
     "raw_key",
     "read_events",
     "read_raw",

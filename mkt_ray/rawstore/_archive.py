@@ -11,26 +11,41 @@ import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import cache
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from mkt_ray.contract import EventColumns
 from mkt_ray.rawstore._encryption import RawKeyError, file_encryption, read_format
 
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
+
 _DAY_MS = 86_400_000
 _DICTIONARY_COLUMNS = ("source", "campaign_id")  # the few text columns that repeat within a file
 _WRITERS = 4  # raw files written at once
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
-PARTITIONING = ds.partitioning(
-    pa.schema([("tenant_id", pa.string()), ("date", pa.string()), ("event_type", pa.string())]), flavor="hive"
-)
+
+
+@cache
+def raw_partitioning() -> ds.Partitioning:
+    """The archive's hive layout, `tenant_id=/date=/event_type=/`.
+
+    pyarrow.dataset is imported where the archive is read, never at import: it imports pandas (~0.5 s of
+    CPU), and most processes that import this package (tenant shards, the store, Serve replicas, the
+    writers, which use pyarrow.parquet) never read the archive.
+    """
+    import pyarrow.dataset as ds
+
+    return ds.partitioning(
+        pa.schema([("tenant_id", pa.string()), ("date", pa.string()), ("event_type", pa.string())]), flavor="hive")
 
 
 def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
@@ -157,16 +172,20 @@ def remove_after(uri: str, partition: int, offset: int) -> int:
 def read_raw(uri: str, tenant_id: str | None = None, key: bytes | None = None) -> pa.Table:
     """The archived events (optionally of one tenant), with the partition columns restored; `key`
     decrypts an encrypted store (without it such files raise a pyarrow error naming the missing keys)."""
+    import pyarrow.dataset as ds
+
     dataset = raw_dataset(uri, key)
     return dataset.to_table(filter=None if tenant_id is None else ds.field("tenant_id") == tenant_id)
 
 
 def raw_dataset(uri: str, key: bytes | None = None) -> ds.Dataset:
     """The raw store as a lazy dataset (filter by `tenant_id`, `date`, `event_type` before reading)."""
+    import pyarrow.dataset as ds
+
     filesystem, root = _filesystem(uri)
     parquet = read_format(key) if key is not None else "parquet"
     try:
-        return ds.dataset(root, filesystem=filesystem, format=parquet, partitioning=PARTITIONING)
+        return ds.dataset(root, filesystem=filesystem, format=parquet, partitioning=raw_partitioning())
     except OSError as exc:
         if key is None and "encrypt" in str(exc).lower():
             raise RawKeyError(f"raw store {uri} is encrypted: configure raw_store.encryption_key "

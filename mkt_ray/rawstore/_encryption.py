@@ -13,8 +13,8 @@ import base64
 import binascii
 import os
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pyarrow.parquet.encryption as pe
 from cryptography.exceptions import InvalidTag
@@ -22,6 +22,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mkt_ray.errors import ConfigError, MktRayError
 from mkt_ray.settings import RawStoreSettings
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 KEY_BYTES = 32  # AES-256
 MASTER_KEY_ID = "mkt-raw-master"
@@ -139,6 +142,8 @@ def file_encryption(master_key: bytes) -> pq.FileEncryptionProperties:
 
 def read_format(master_key: bytes) -> ds.ParquetFileFormat:
     """The Parquet format that decrypts files written with `file_encryption` under the same key."""
+    import pyarrow.dataset as ds  # imported here: pyarrow.dataset imports pandas (see raw_partitioning)
+
     factory, connection = _factory(master_key)
     decryption = ds.ParquetDecryptionConfig(factory, connection, pe.DecryptionConfiguration(cache_lifetime=_CACHE))
     return ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(decryption_config=decryption))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from mkt_ray.contract import EVENT_TYPE_CODE, EventColumns, arrow_schema
 from mkt_ray.rawstore._archive import day_of, raw_dataset
@@ -18,6 +17,8 @@ from mkt_ray.rawstore._archive import day_of, raw_dataset
 
 def read_events(uri: str, tenant_id: str, since_ms: int, until_ms: int, key: bytes | None = None) -> EventColumns:
     """One tenant's archived events with since_ms <= ts_ms < until_ms, in applied order."""
+    import pyarrow.dataset as ds  # imported here: pyarrow.dataset imports pandas (see raw_partitioning)
+
     condition = ((ds.field("tenant_id") == tenant_id) & (ds.field("date") >= day_of(since_ms))
                  & (ds.field("date") <= day_of(until_ms)) & (ds.field("ts_ms") >= since_ms) & (ds.field("ts_ms") < until_ms))
     table = raw_dataset(uri, key).to_table(filter=condition)

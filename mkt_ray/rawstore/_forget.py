@@ -23,7 +23,6 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from mkt_ray.contract import IDENTITY_FIELDS, group_column
@@ -177,6 +176,8 @@ def forget_raw_rows(uri: str, tenant: str, nodes: Iterable[str], key: bytes | No
     A file left with no row is deleted. `key` as for `archive_events` (an encrypted store stays encrypted).
     """
     filesystem, root = _filesystem(uri)
+    import pyarrow.dataset as ds  # imported here: pyarrow.dataset imports pandas (see raw_partitioning)
+
     wanted = nodes_by_field(nodes)
     read = read_format(key) if key is not None else "parquet"
     removed = changed = 0
@@ -221,6 +222,8 @@ def linked_nodes(uri: str, tenant: str, nodes: Iterable[str], key: bytes | None 
 
     Expands a frontier over the tenant's identity columns (a few vectorised passes, one per link hop).
     """
+    import pyarrow.dataset as ds  # imported here: pyarrow.dataset imports pandas (see raw_partitioning)
+
     try:
         dataset = raw_dataset(uri, key)
     except FileNotFoundError:

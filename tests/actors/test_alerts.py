@@ -54,6 +54,15 @@ def _send(platform: Platform, lines: list[bytes]) -> None:
     platform.wait_until_applied(topic_end_offsets(platform.kafka_conf, topic), 60)
 
 
+def _topic_once_settled(platform: Platform, topic: str, rows: int, timeout_s: float = 30.0) -> list:
+    """Every message of `topic`, read once the topic holds at least `rows` (a shard sends a table's rows
+    right after inserting them): as many as its end offsets say, so nothing waits for a timeout."""
+    deadline = time.monotonic() + timeout_s
+    while (count := sum(topic_end_offsets(platform.kafka_conf, topic).values())) < rows and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return consume_all(platform.kafka_conf, topic, count, timeout=30)
+
+
 def test_alerts_fire_once_for_exactly_the_breaching_windows(platform: Platform) -> None:
     base = (int(time.time() * 1000) // MINUTE - 30) * MINUTE
     m = [base + k * MINUTE for k in range(12)]
@@ -91,7 +100,8 @@ def test_alerts_fire_once_for_exactly_the_breaching_windows(platform: Platform) 
         f"SELECT sum(impressions) FROM {db}.kpi_windows WHERE window = 'tumbling_1m' AND window_start_ms = {m[1]}")
     assert total == 1100
 
-    messages = consume_all(platform.kafka_conf, platform.settings.kafka.topic_alerts, 100, timeout=10)
+    (alert_rows,), = platform.query(f"SELECT count() FROM {db}.alerts FINAL")
+    messages = _topic_once_settled(platform, platform.settings.kafka.topic_alerts, alert_rows)
     threshold = [json.loads(v) for *_, v in messages if json.loads(v)["window"] != "slo"]
     assert sorted(a["rule"] + str(a["window_start_ms"]) for a in threshold) == sorted(
         ["ctr_below" + str(m[1]), "spend_above" + str(m[2]), "ctr_below" + str(m[3]), "spend_above" + str(m[3])])
@@ -102,6 +112,6 @@ def test_alerts_fire_once_for_exactly_the_breaching_windows(platform: Platform) 
     expected = sorted(("/".join(str(row[names.index(n)]) for n in _SIGNAL_KEY),
                        {n: None if isinstance(v, float) and math.isnan(v) else v for n, v in zip(names, row, strict=True)})
                       for row in table)
-    on_topic = consume_all(platform.kafka_conf, platform.settings.kafka.topic_signals, len(table) + 1, timeout=10)
+    on_topic = _topic_once_settled(platform, platform.settings.kafka.topic_signals, len(table))
     assert len(table) >= 16  # three window kinds over the closed minutes, and a quality signal
     assert sorted((key.decode(), json.loads(value)) for *_, key, value in on_topic) == expected

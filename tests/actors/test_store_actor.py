@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 import ray
 
-from actors import start_store_actor
+from actors.store import start_store_actor
 from mkt_ray.errors import WarehouseError
 from mkt_ray.settings import Settings
 
