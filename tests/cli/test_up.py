@@ -72,6 +72,18 @@ def _start_up(tmp_path: Path, rate: int, status_every: int, port: int) -> subpro
     )
 
 
+def _exit_output(proc: subprocess.Popen, timeout: float) -> str:
+    """The rest of stderr once `proc` exits; if it does not within `timeout`, its threads' stacks (SIGUSR1:
+    faulthandler) and the output's tail are the failure message."""
+    try:
+        return proc.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        proc.kill()
+        raise AssertionError(f"still running {timeout} s after SIGINT:\n{proc.communicate()[1][-12000:]}") from None
+
+
 def _listener(port: int) -> str:
     """The command line of the process listening on 127.0.0.1:`port` (from /proc/net/tcp and fd links)."""
     wanted = f"0100007F:{port:04X}"
@@ -116,7 +128,7 @@ def test_up_runs_traffic_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> Non
         started = _descendants(proc.pid)
         assert any("tansu" in Path(f"/proc/{p}/cmdline").read_text(errors="replace") for p in started if _alive(p))
         proc.send_signal(signal.SIGINT)
-        _, rest = proc.communicate(timeout=90)
+        rest = _exit_output(proc, 90)
     finally:
         if proc.poll() is None:
             proc.kill()
