@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import faulthandler
+import io
 import os
+import signal
 import sys
 import threading
 import time
@@ -32,6 +36,10 @@ def run_up(args: argparse.Namespace) -> int:
     tenants = args.tenants or list(settings.tenants) or DEMO_TENANTS
     settings = settings.with_tenants(tenants)
     check_port_free(settings.serve_host, settings.serve_port)  # before minutes of start-up, not after
+    # Ctrl-C stops everything even where SIGINT started ignored (a shell script's background job)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    with contextlib.suppress(io.UnsupportedOperation, ValueError):  # stderr without a file descriptor: no dumps
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: every thread's stack to stderr
     stop = threading.Event()
     with Platform(settings, dashboard=True) as platform:
         platform.wait_until_assigned()
