@@ -19,7 +19,7 @@ import ray
 
 from actors.deletion import start_deletion_actor
 from actors.ingest import IngestActor
-from actors.shard import start_shards
+from actors.shard import shard_names, start_shards
 from actors.store import start_store_actor
 from mkt_ray.embedded import EmbeddedBroker, Reaper, free_port
 from mkt_ray.errors import MktRayError
@@ -109,10 +109,10 @@ class Platform:
         self.say(f"warehouse ({wh.backend}) at {wh.url if wh.backend == 'clickhouse' else self.settings.chdb_path}")
         # every actor is requested at once, members first, and then awaited: Ray starts workers in request
         # order, so the members join their consumer group (a ~3 s wait on the broker) while the shards start
-        shard_names = [f"mkt-shard-{i}-{self._suffix}" for i in range(self.settings.pipeline.shards)]
+        shards = shard_names(self.settings.pipeline.shards, self._suffix)
         self.ingest = [
             IngestActor.options(name=f"mkt-ingest-{i}-{self._suffix}").remote(
-                self.settings, self.bootstrap, self.store_name, shard_names, i)
+                self.settings, self.bootstrap, self.store_name, shards, i)
             for i in range(self.settings.pipeline.ingest_actors)
         ]
         self.shards = start_shards(self.settings, self.bootstrap, self.store_name, self._suffix)

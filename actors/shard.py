@@ -123,10 +123,13 @@ class TenantShard:
         return {(t, w): int(h) for t, w, h in rows if shard_for(t, self._shards) == self._index}
 
 
+def shard_names(count: int, suffix: str) -> list[str]:
+    """The names of a platform's `count` shard actors (ingest members look them up by name)."""
+    return [f"mkt-shard-{i}-{suffix}" for i in range(count)]
+
+
 def start_shards(settings: Settings, bootstrap: str, store_name: str, suffix: str) -> list[Any]:
     """S shard actors, named so that they can be found again."""
     count = settings.pipeline.shards
-    return [
-        TenantShard.options(name=f"mkt-shard-{i}-{suffix}").remote(settings, bootstrap, store_name, i, count)
-        for i in range(count)
-    ]
+    return [TenantShard.options(name=name).remote(settings, bootstrap, store_name, i, count)
+            for i, name in enumerate(shard_names(count, suffix))]
