@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from mkt_ray.errors import BrokerError
 from mkt_ray.kafka._clients import consumer_config
-from mkt_ray.kafka._offsets import _partitions
+from mkt_ray.kafka._offsets import _partitions, topic_end_offsets
 
 Record = tuple[int, int, bytes | None, bytes | None]
 
@@ -19,7 +19,7 @@ Record = tuple[int, int, bytes | None, bytes | None]
 def consume_all(
     conf: dict[str, Any],
     topic: str,
-    max_messages: int,
+    max_messages: int | None,
     timeout: float = 10.0,
     group_id: str | None = None,
     headers: bool = False,
@@ -28,9 +28,12 @@ def consume_all(
 
     Without `group_id`, reads every partition from its start with no group. With one, joins that consumer
     group (starting from its committed offsets, else the earliest) and commits what it read before returning.
-    Stops at `max_messages` or after `timeout` seconds, whichever comes first. With `headers`, each record
+    Stops at `max_messages` or after `timeout` seconds, whichever comes first; `max_messages=None` means
+    every message the topic holds now (its end offsets: exact for topics without transactions). With `headers`, each record
     has a fifth item: the message's headers as a list of (name, bytes).
     """
+    if max_messages is None:
+        max_messages = sum(topic_end_offsets(conf, topic, timeout).values())
     group = group_id or f"mkt-ray-reader-{uuid.uuid4().hex}"
     consumer = Consumer(consumer_config(conf, group))
     try:

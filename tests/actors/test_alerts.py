@@ -58,9 +58,9 @@ def _topic_once_settled(platform: Platform, topic: str, rows: int, timeout_s: fl
     """Every message of `topic`, read once the topic holds at least `rows` (a shard sends a table's rows
     right after inserting them): as many as its end offsets say, so nothing waits for a timeout."""
     deadline = time.monotonic() + timeout_s
-    while (count := sum(topic_end_offsets(platform.kafka_conf, topic).values())) < rows and time.monotonic() < deadline:
+    while sum(topic_end_offsets(platform.kafka_conf, topic).values()) < rows and time.monotonic() < deadline:
         time.sleep(0.2)
-    return consume_all(platform.kafka_conf, topic, count, timeout=30)
+    return consume_all(platform.kafka_conf, topic, None, timeout=30)
 
 
 def test_alerts_fire_once_for_exactly_the_breaching_windows(platform: Platform) -> None:
