@@ -32,7 +32,8 @@ What is measured, for mkt-ray:
   all partitions assigned to the last message applied: the member thread, the writer, the archive thread
   and its Parquet writers, librdkafka's threads, and the rest (Ray's core worker, Arrow's pool).
 - `where_time_goes`: the CPU per event of one batch's steps run in this process (decode, KPI rows,
-  attribution, the hop to the shards, raw Parquet archive), beside the platform's CPU per event.
+  attribution, the hop to the shards, raw Parquet archive), beside the platform's CPU per event, and two
+  parsers alone for reference: msgspec's into `Event`, and Arrow's native JSON reader.
 - `other_processes_cpu_s` (both sides): CPU used meanwhile by processes outside the run; well above 0
   means the machine was shared and the rates are low.
 Quix's `cpu_s` is sampled the same way over its processing span; `cpu_s_incl_startup` is its whole run.
@@ -72,6 +73,8 @@ from typing import Any
 
 import msgspec
 import numpy as np
+import pyarrow as pa
+import pyarrow.json as pajson
 
 from benchmarks._cpu import CpuSampler, cpu_report, member_threads, thread_roles_cpu_s
 from mkt_ray.contract import BatchDecoder, Event, Limits
@@ -283,7 +286,9 @@ def where_time_goes(
     lines: list[bytes], tenants: list[str], batch: int, shards: int, cpu_us_per_event: float
 ) -> dict[str, Any]:
     """CPU per event of one batch's steps run in this process (best of 3, after a warm-up batch): msgspec's
-    bare parse of the messages into `Event` (the floor under the decoder), decode, KPI rows of every window
+    bare parse of the messages into `Event` (the floor under the decoder), Arrow's native JSON reader on the
+    same messages as newline-delimited JSON on one thread (JSON straight to Arrow columns in C++, nothing
+    validated: what a decoder writing Arrow columns directly would start from), decode, KPI rows of every window
     kind, the two as `process_batch`, attribution (every tenant's engine from empty, as one partition's
     batch holding all the tenants: in the pipeline a partition holds fewer), the shards' slices of the valid events, encoded and pickled (what the
     hop to the tenant shards costs the sender), the raw Parquet archive; beside the platform's CPU per event.
@@ -297,6 +302,8 @@ def where_time_goes(
     process_batch(BatchDecoder(tenants, limits), lines[:n], part, offs, now_ms)  # warm-up: imports, JIT caches
     parse = msgspec.json.Decoder(Event).decode
     parse_s, _ = _cpu_of(lambda: list(map(parse, timed)))
+    ndjson, one_thread = b"\n".join(timed), pajson.ReadOptions(use_threads=False, block_size=1 << 20)
+    arrow_json_s, _ = _cpu_of(lambda: pajson.read_json(pa.BufferReader(ndjson), read_options=one_thread))
     decode_s, decoded = _cpu_of(lambda: BatchDecoder(tenants, limits).decode(timed, part, offs, now_ms=now_ms))
     rows_s, _ = _cpu_of(lambda: kpi_window_rows(decoded.events, offset_ranges(part, offs), now_ms))
     batch_s, _ = _cpu_of(lambda: process_batch(BatchDecoder(tenants, limits), timed, part, offs, now_ms))
@@ -311,6 +318,7 @@ def where_time_goes(
     us = 1e6 / n
     return {
         "batch": n, "msgspec_parse_us_per_event": round(parse_s * us, 2),
+        "arrow_json_read_us_per_event": round(arrow_json_s * us, 2),
         "decode_us_per_event": round(decode_s * us, 2), "kpi_rows_us_per_event": round(rows_s * us, 2),
         "process_batch_us_per_event": round(batch_s * us, 2), "attribution_us_per_event": round(attribution_s * us, 2),
         "shard_hop_us_per_event": round(hop_s * us, 2),
