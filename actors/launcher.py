@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -21,7 +22,7 @@ from actors.deletion import start_deletion_actor
 from actors.ingest import IngestActor
 from actors.shard import shard_names, start_shards
 from actors.store import start_store_actor
-from mkt_ray.embedded import EmbeddedBroker, Reaper, free_port
+from mkt_ray.embedded import EmbeddedBroker, Reaper, free_port, set_aside_earlier_run
 from mkt_ray.errors import MktRayError
 from mkt_ray.kafka import create_topics
 from mkt_ray.observability import merged_percentiles
@@ -97,6 +98,7 @@ class Platform:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self._reaper.start()  # ends what we start here if this process is killed outright
         if self.bootstrap is None:
+            self._set_aside_earlier_run()
             self.broker = EmbeddedBroker(log_path=self.settings.data_dir / "broker.log").start()
             self.bootstrap = self.broker.bootstrap
             self.say(f"broker (embedded Tansu) on {self.bootstrap}")
@@ -106,6 +108,11 @@ class Platform:
         for statement in pipeline_ddl(self.settings.warehouse.database):
             ray.get(self.store.execute.remote(statement))
         wh = self.settings.warehouse
+        if self.broker is not None and wh.backend == "clickhouse" and self.ledger():
+            raise MktRayError(
+                f"the ClickHouse database {wh.database!r} holds the offsets an earlier run applied, and the embedded "
+                "broker starts with empty topics: its offsets would be taken for applied ones. Use another "
+                "warehouse.database (MKT_WAREHOUSE__DATABASE) with the embedded broker, or the Kafka it ran on")
         self.say(f"warehouse ({wh.backend}) at {wh.url if wh.backend == 'clickhouse' else self.settings.chdb_path}")
         # every actor is requested at once, members first, and then awaited: Ray starts workers in request
         # order, so the members join their consumer group (a ~3 s wait on the broker) while the shards start
@@ -125,6 +132,17 @@ class Platform:
         self.say(f"{len(self.ingest)} ingest actor(s) in consumer group {self.settings.kafka.consumer_group}, "
                  f"{len(self.shards)} tenant shard(s)")
         return self
+
+    def _set_aside_earlier_run(self) -> None:
+        """The embedded broker's topics start empty: move the offset-bound data an earlier run left in the
+        local warehouse and raw store aside (mkt_ray/embedded/_earlier_run.py)."""
+        stores = {"warehouse": self.settings.chdb_path} if self.settings.warehouse.backend == "chdb" else {}
+        if "://" not in self.settings.raw_uri:
+            stores["raw"] = Path(self.settings.raw_uri)
+        moved = set_aside_earlier_run(self.settings.data_dir, stores)
+        if moved is not None:
+            self.say(f"the previous run's warehouse and raw Parquet moved to {moved}: they record offsets of its "
+                     "topics, and the embedded broker starts with empty ones (tombstones and models stay)")
 
     def start_serve(self, host: str, port: int) -> str:
         """Deploy the query API (serve_apps/query.py) on Ray Serve at host:port, reading through this
@@ -197,9 +215,12 @@ class Platform:
             _quietly(lambda a=shard: ray.kill(a))
         self.shards = []
         if self.api_url is not None:
-            from ray import serve
+            # a local Ray this platform started goes down whole below, Serve with it; `serve.shutdown` there
+            # only adds a raylet error line (its controller kills itself under a retried shutdown call)
+            if not (self._owns_ray and not self.settings.ray_address):
+                from ray import serve
 
-            _quietly(serve.shutdown)
+                _quietly(serve.shutdown)
             self.api_url = None
         if self.store is not None:
             _quietly(lambda: ray.get(self.store.close.remote(), timeout=30))

@@ -20,6 +20,7 @@ from mkt_ray.rawstore._encryption import (
 )
 from mkt_ray.rawstore._events import events_from_arrow, read_events
 from mkt_ray.rawstore._forget import (
+    TOMBSTONES_FOLDER,
     Tombstones,
     forget_raw_rows,
     forgotten_raw,
@@ -34,6 +35,7 @@ from mkt_ray.rawstore._forget import (
 __all__ = [
     "LocalKmsClient",
     "RawKeyError",
+    "TOMBSTONES_FOLDER",
     "Tombstones",
     "archive_events",
     "archive_partitions",

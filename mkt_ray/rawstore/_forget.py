@@ -29,7 +29,7 @@ from mkt_ray.contract import IDENTITY_FIELDS, group_column
 from mkt_ray.rawstore._archive import _filesystem, raw_dataset, write_parquet
 from mkt_ray.rawstore._encryption import read_format
 
-_TOMBSTONES = "_tombstones"
+TOMBSTONES_FOLDER = "_tombstones"  # under the raw store root
 
 
 def identity_hash(tenant: str, node: str) -> str:
@@ -57,7 +57,7 @@ def nodes_by_field(nodes: Iterable[str]) -> dict[str, set[str]]:
 def save_tombstones(uri: str, tenant: str, hashes: Iterable[str]) -> int:
     """Add identity hashes to the tenant's tombstones (write then rename); returns how many it holds."""
     filesystem, root = _filesystem(uri)
-    folder = f"{root.rstrip('/')}/{_TOMBSTONES}"
+    folder = f"{root.rstrip('/')}/{TOMBSTONES_FOLDER}"
     filesystem.create_dir(folder, recursive=True)
     held = sorted(load_tombstones(uri).get(tenant, frozenset()) | set(hashes))
     temp, final = f"{folder}/.{tenant}-{uuid.uuid4().hex}.tmp", f"{folder}/{tenant}.json"
@@ -70,7 +70,7 @@ def save_tombstones(uri: str, tenant: str, hashes: Iterable[str]) -> int:
 def load_tombstones(uri: str) -> dict[str, frozenset[str]]:
     """Every tenant's tombstoned identity hashes."""
     filesystem, root = _filesystem(uri)
-    folder = f"{root.rstrip('/')}/{_TOMBSTONES}"
+    folder = f"{root.rstrip('/')}/{TOMBSTONES_FOLDER}"
     out: dict[str, frozenset[str]] = {}
     for info in filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True)):
         if info.type == pafs.FileType.File and info.base_name.endswith(".json") and not info.base_name.startswith("."):

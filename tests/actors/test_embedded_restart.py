@@ -1,0 +1,98 @@
+"""A platform started again on the embedded broker (what a second `make run` does): the broker's topics are new
+and start at offset 0, so the earlier run's offset-bound data is set aside and the new run counts every event
+of its own, even events whose ids the earlier run accepted."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from actors.launcher import Platform
+from mkt_ray.embedded import set_aside_earlier_run
+from mkt_ray.errors import MktRayError
+from mkt_ray.kafka import produce_lines, topic_end_offsets
+from mkt_ray.pipeline import KPI, LEDGER_WINDOW, pipeline_ddl
+from mkt_ray.rawstore import load_tombstones, save_tombstones
+from mkt_ray.settings import KafkaSettings, PipelineSettings, WarehouseSettings, load_settings
+from mkt_ray.warehouse import open_warehouse
+from mkt_ray.warehouse.http_endpoint import EndpointProcess
+
+MINUTE = 60_000
+
+
+def _event(i: int, ts_ms: int, impressions: int) -> bytes:
+    stamp = datetime.fromtimestamp(ts_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+    return json.dumps({"schema_version": 1, "event_id": f"e{i}", "tenant_id": "acme", "event_type": "ad_metrics",
+                       "timestamp": stamp, "source": "meta", "campaign_id": "c1",
+                       "performance_metrics": {"impressions": impressions}}).encode()
+
+
+def _run(settings, lines: list[bytes], said: list[str]) -> dict[str, dict[str, float]]:
+    with Platform(settings, say=said.append) as platform:
+        platform.wait_until_assigned()
+        topic = settings.kafka.topic_events
+        produce_lines(platform.kafka_conf, topic, lines, lambda _: b"acme")
+        platform.wait_until_applied(topic_end_offsets(platform.kafka_conf, topic), 60)
+        return platform.kpi_totals()
+
+
+@pytest.mark.platform
+def test_a_second_start_on_the_embedded_broker_counts_its_own_events(ray_session, tmp_path: Path) -> None:
+    settings = load_settings(
+        data_dir=tmp_path / "data", kafka=KafkaSettings(partitions=1, consumer_group="g-restart"),
+        pipeline=PipelineSettings(ingest_actors=1, shards=1), tenants={"acme": {}})
+    assert settings.kafka.bootstrap_servers is None  # the embedded broker, started by each Platform
+    base = (int(time.time() * 1000) // MINUTE - 10) * MINUTE
+    said: list[str] = []
+    first = _run(settings, [_event(i, base + i, impressions=1) for i in range(40)], said)
+    assert first["acme"]["impressions"] == 40 and first["acme"]["events"] == 40
+    save_tombstones(settings.raw_uri, "acme", ["f" * 64])  # a person forgotten during the first run
+    # the second run repeats ids e0..e24 (a duplicate only within one stream) on fewer offsets than the first
+    second = _run(settings, [_event(i, base + MINUTE + i, impressions=3) for i in range(25)], said)
+    assert second == {"acme": {"events": 25, "impressions": 75, "clicks": 0, "conversions": 0, "cost": 0.0, "revenue": 0.0}}
+    earlier = [p for p in (settings.data_dir / "previous").iterdir()]
+    assert len(earlier) == 1 and sorted(p.name for p in earlier[0].iterdir()) == ["raw", "warehouse"]
+    assert any(m.startswith(f"the previous run's warehouse and raw Parquet moved to {earlier[0]}:") for m in said)
+    assert load_tombstones(settings.raw_uri)["acme"] == frozenset({"f" * 64})  # still forgotten
+
+
+def test_set_aside_moves_only_stores_that_hold_data(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    warehouse, raw, models = data / "warehouse", data / "raw", data / "models"
+    assert set_aside_earlier_run(data, {"warehouse": warehouse, "raw": raw}) is None  # a first run: nothing
+    (raw / "_tombstones").mkdir(parents=True)
+    (raw / "_tombstones" / "acme.json").write_text("[]")
+    assert set_aside_earlier_run(data, {"warehouse": warehouse, "raw": raw}) is None  # tombstones alone are no run
+    warehouse.mkdir()
+    (warehouse / "store").write_text("w")
+    (raw / "tenant_id=acme").mkdir()
+    models.mkdir()
+    now = datetime(2026, 11, 29, 12, 0, 5, tzinfo=UTC)
+    moved = set_aside_earlier_run(data, {"warehouse": warehouse, "raw": raw}, now)
+    assert moved == data / "previous" / "2026-11-29T12-00-05Z"
+    assert (moved / "warehouse" / "store").read_text() == "w" and (moved / "raw" / "tenant_id=acme").is_dir()
+    assert not warehouse.exists() and sorted(p.name for p in raw.iterdir()) == ["_tombstones"]
+    assert (raw / "_tombstones" / "acme.json").read_text() == "[]" and models.is_dir()
+    warehouse.mkdir()
+    (warehouse / "store").write_text("w2")
+    assert set_aside_earlier_run(data, {"warehouse": warehouse}, now) == data / "previous" / "2026-11-29T12-00-05Z-1"
+
+
+@pytest.mark.platform
+def test_the_embedded_broker_refuses_a_clickhouse_database_with_applied_offsets(ray_session, tmp_path: Path) -> None:
+    with EndpointProcess(tmp_path / "clickhouse") as endpoint:
+        settings = load_settings(
+            data_dir=tmp_path / "data", kafka=KafkaSettings(partitions=1, consumer_group="g-ch"),
+            pipeline=PipelineSettings(ingest_actors=1, shards=1), tenants={"acme": {}},
+            warehouse=WarehouseSettings(backend="clickhouse", url=endpoint.url))
+        with open_warehouse(settings) as warehouse:
+            for statement in pipeline_ddl(settings.warehouse.database):
+                warehouse.execute(statement)
+            warehouse.execute(f"INSERT INTO {settings.warehouse.database}.{KPI} (window, tenant_id, partition, "
+                              f"first_offset, last_offset) VALUES ('{LEDGER_WINDOW}', 'acme', 0, 0, 39)")
+        with pytest.raises(MktRayError, match="holds the offsets an earlier run applied"), Platform(settings, say=print):
+            pass
