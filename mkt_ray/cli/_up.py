@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import faulthandler
 import io
+import logging
 import os
 import signal
 import sys
@@ -40,6 +41,9 @@ def run_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     with contextlib.suppress(io.UnsupportedOperation, ValueError):  # stderr without a file descriptor: no dumps
         faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: every thread's stack to stderr
+    # Serve's INFO lines name the port of its own proxy, not the API's (the banner says where everything is);
+    # a filter, since Serve sets its logger's level and handlers again as it starts
+    logging.getLogger("ray.serve").addFilter(lambda record: record.levelno >= logging.WARNING)
     stop = threading.Event()
     with Platform(settings, dashboard=True) as platform:
         platform.wait_until_assigned()
