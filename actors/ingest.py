@@ -13,12 +13,12 @@ decoder checkpoint taken ahead of the ledger is never loaded (restore takes the 
 before it).
 
 Taking over a partition (house-style rebalance roles): assign = restore. The member reads the ledger
-(L = highest applied offset), removes raw files an unfinished batch left after L, loads the newest
-decoder checkpoint at or before L, and consumes from just after the checkpoint: offsets up to L are
-decoded again only to rebuild the decoder's state, later ones are applied. Revoke: the batch in the
-writer is committed first, then nothing is pending. Lost: the batch in the writer finishes (its Kafka
-commit may fail, which is logged: a new owner resumes from the ledger), then the state is dropped.
-Takeover also deletes checkpoints newer than the ledger: states of batches decoded but never written.
+(L = highest applied offset; a partition ending at or before L is refused: the topic was created again),
+removes raw files an unfinished batch left after L and checkpoints newer than L (states of batches decoded
+but never written), loads the newest checkpoint at or before L, and consumes from just after it: offsets
+up to L are decoded again only to rebuild the decoder's state, later ones are applied. Revoke: the batch
+in the writer is committed first. Lost: the batch in the writer finishes (its Kafka commit may fail, which
+is logged: a new owner resumes from the ledger), then the state is dropped.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ import ray
 from mkt_ray.attribution import warm_up
 from mkt_ray.contract import BatchDecoder, EventColumns, Limits, gc_paused
 from mkt_ray.kafka import (
+    check_applied_within,
     consumer_config,
     data_messages,
     flush_queued,
@@ -64,6 +65,7 @@ from mkt_ray.pipeline import (
     attribute_partition,
     drop_checkpoints_after,
     enrich,
+    ledger_sql,
     load_checkpoint,
     process_batch,
     save_checkpoint,
@@ -95,7 +97,7 @@ class IngestActor:
         # actors are looked up by name: a handle argument would pin it in the object store across restarts
         self._settings, self._store, self._member = settings, ray.get_actor(store_name), member
         self._shard_names, self._shard_handles = shard_names, []  # see _shards
-        conf = settings.kafka.client_config(bootstrap)
+        self._conf = conf = settings.kafka.client_config(bootstrap)
         self._consumer = ck.Consumer({**consumer_config(conf, settings.kafka.consumer_group), "client.id": f"ingest-{member}"})
         self._producer = ck.Producer(producer_config(conf))
         self._limits = Limits.from_settings(settings.contract)
@@ -222,10 +224,9 @@ class IngestActor:
         """Writer thread: apply a decoded batch, commit its offsets, start the shards' close pass."""
         if out.ranges:
             seen = self._write(out, now_ms, late)
-            topic = self._settings.kafka.topic_events
             with self._timed("commit"):
                 try:
-                    self._consumer.commit(offsets=[ck.TopicPartition(topic, p, last + 1)
+                    self._consumer.commit(offsets=[ck.TopicPartition(self._settings.kafka.topic_events, p, last + 1)
                                                    for p, (_, last) in out.ranges.items()], asynchronous=False)
                 except ck.KafkaException as exc:  # e.g. the partitions were lost meanwhile; a new owner resumes
                     # from the ledger (the KPI insert above), not from Kafka's committed offsets
@@ -303,8 +304,7 @@ class IngestActor:
 
     def _archive(self, out: BatchOutput) -> None:
         started = time.perf_counter()
-        events = out.events
-        kept = ~self._tombstones.rows(events["tenant_id"], events)
+        kept = ~self._tombstones.rows(out.events["tenant_id"], out.events)
         stems = {partition: slice_name(partition, first, last) for partition, (first, last) in out.ranges.items()}
         archive_partitions(out.events_arrow, self._settings.raw_uri, stems, self._raw_key, keep=kept)
         self._phase_s["raw_archive (overlapped)"] += time.perf_counter() - started
@@ -368,11 +368,11 @@ class IngestActor:
 
     def _on_assign(self, consumer: ck.Consumer, partitions: list[ck.TopicPartition]) -> None:
         self._applied_all()  # the ledger read below includes every batch this member decoded
-        db = self._settings.warehouse.database
-        ledger = dict(ray.get(self._store.query_rows.remote(
-            f"SELECT partition, max(last_offset) FROM {db}.{KPI} GROUP BY partition")))
+        ledger = dict(ray.get(self._store.query_rows.remote(ledger_sql(self._settings.warehouse.database))))
+        applied_at = {tp.partition: int(ledger.get(tp.partition, -1)) for tp in partitions}
+        check_applied_within(consumer, self._conf, self._settings.kafka.topic_events, applied_at)  # a topic created again
         for tp in partitions:
-            applied = int(ledger.get(tp.partition, -1))
+            applied = applied_at[tp.partition]
             remove_after(self._settings.raw_uri, tp.partition, applied)
             drop_checkpoints_after(self._settings.raw_uri, tp.partition, applied)
             restored = (load_checkpoint(self._settings.raw_uri, tp.partition, applied, self._raw_key,

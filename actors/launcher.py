@@ -26,7 +26,7 @@ from mkt_ray.embedded import EmbeddedBroker, Reaper, free_port, set_aside_earlie
 from mkt_ray.errors import MktRayError
 from mkt_ray.kafka import create_topics
 from mkt_ray.observability import merged_percentiles
-from mkt_ray.pipeline import KPI, QUARANTINE, BatchCounts, nest_summary, pipeline_ddl, summary_sql
+from mkt_ray.pipeline import KPI, QUARANTINE, BatchCounts, ledger_sql, nest_summary, pipeline_ddl, summary_sql
 from mkt_ray.settings import Settings
 
 
@@ -292,8 +292,7 @@ class Platform:
 
     def ledger(self) -> dict[int, int]:
         """The highest applied offset of each partition, from the warehouse (survives any restart)."""
-        db = self.settings.warehouse.database
-        return {int(p): int(o) for p, o in self.query(f"SELECT partition, max(last_offset) FROM {db}.{KPI} GROUP BY partition")}
+        return {int(p): int(o) for p, o in self.query(ledger_sql(self.settings.warehouse.database))}
 
     def wait_until_applied(self, end_offsets: dict[int, int], timeout_s: float) -> None:
         """Block until the warehouse ledger reaches `end_offsets` (next offset to be written, per partition).

@@ -3,11 +3,12 @@
 from mkt_ray.kafka._clients import consumer_config, producer_config
 from mkt_ray.kafka._connect import check_brokers
 from mkt_ray.kafka._consume import consume_all, data_messages
-from mkt_ray.kafka._offsets import committed_offsets, topic_end_offsets
+from mkt_ray.kafka._offsets import check_applied_within, committed_offsets, topic_end_offsets
 from mkt_ray.kafka._produce import flush_queued, produce_lines, queue_message, queue_messages, table_messages
 from mkt_ray.kafka._topics import create_topics, topic_configs, topic_names
 
 __all__ = [
+    "check_applied_within",
     "check_brokers",
     "committed_offsets",
     "consume_all",

@@ -81,3 +81,24 @@ def committed_offsets(conf: dict[str, Any], group: str, topic: str, timeout: flo
     finally:
         consumer.close()
     return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
+
+
+def check_applied_within(consumer: Consumer, conf: dict[str, Any], topic: str, applied: dict[int, int],
+                         timeout: float = 10.0) -> None:
+    """BrokerError where a partition of `topic` ends at or before the offset the warehouse says was applied
+    there: the topic was created again (offsets restart at 0) or the broker lost messages, and its messages up
+    to that offset would be taken for applied ones. The member's watermark answer first; Tansu's can fall short
+    of the end (module docstring), so a partition it leaves in doubt is read exactly."""
+    claimed = {p: a for p, a in applied.items() if a >= 0}
+    doubtful = [p for p, a in claimed.items()
+                if consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1] <= a]
+    if not doubtful:
+        return
+    ends = topic_end_offsets(conf, topic, timeout)
+    behind = {p: ends.get(p, 0) for p in doubtful if ends.get(p, 0) <= claimed[p]}
+    if behind:
+        where = ", ".join(f"partition {p} ends at offset {end} but {claimed[p]} was applied" for p, end in behind.items())
+        raise BrokerError(
+            f"topic {topic!r} holds fewer messages than the warehouse has applied ({where}): it was created again "
+            "or the broker lost messages. Its messages up to the applied offsets would be skipped; point the "
+            "platform at a fresh warehouse.database and raw store for this topic, or at the topic it ran on")

@@ -24,7 +24,7 @@ from mkt_ray.pipeline._kpi_rows import LEDGER_WINDOW, kpi_window_rows
 from mkt_ray.pipeline._late import late_rows
 from mkt_ray.pipeline._process import use_system_arrow_pool
 from mkt_ray.pipeline._routing import SHARD_COLUMNS, shard_events, shard_for, shard_tables, tenant_partitions
-from mkt_ray.pipeline._tables import KPI, LATE, QUARANTINE, pipeline_ddl
+from mkt_ray.pipeline._tables import KPI, LATE, QUARANTINE, ledger_sql, pipeline_ddl
 
 __all__ = [
     "ATTRIBUTION",
@@ -43,6 +43,7 @@ __all__ = [
     "enrich",
     "factorize",
     "kpi_window_rows",
+    "ledger_sql",
     "late_rows",
     "drop_checkpoints_after",
     "load_checkpoint",

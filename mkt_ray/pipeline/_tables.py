@@ -103,3 +103,8 @@ def pipeline_ddl(database: str) -> list[str]:
             late_events Int64, max_delay_ms Int64, applied_ms Int64
         ) ENGINE = ReplacingMergeTree ORDER BY (tenant_id, partition, first_offset, window_start_ms)""",
     ]
+
+
+def ledger_sql(database: str) -> str:
+    """The highest offset applied per partition (the ledger: every KPI insert's rows carry their offset range)."""
+    return f"SELECT partition, max(last_offset) FROM {database}.{KPI} GROUP BY partition"
