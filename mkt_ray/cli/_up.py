@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -133,10 +134,13 @@ def _rss_mb(pid: int | None) -> float | None:
         return None
 
 
-def synthetic_traffic(platform: Any, tenants: list[str], args: argparse.Namespace, stop: threading.Event) -> None:
+def synthetic_traffic(platform: Any, tenants: list[str], args: argparse.Namespace, stop: threading.Event,
+                      clock: Callable[[], float] = time.time) -> None:
     """Produce synthetic events in chunks of a few seconds, timestamped around now, until stopped."""
     per_chunk = max(1, int(args.rate * TRAFFIC_CHUNK_S))
-    sent, seed = 0, 1
+    # one seed per chunk, counting up from the clock's seconds (a chunk takes several): event ids carry the
+    # seed, so they never repeat an earlier run's, which a platform restarted on the same Kafka would drop
+    sent, seed = 0, int(clock())
     while not stop.is_set() and sent < args.max_events:
         started = time.monotonic()
         lines = list(generate_workload(per_chunk, tenants, seed, datetime.now(UTC), span_hours=TRAFFIC_CHUNK_S / 3600))
