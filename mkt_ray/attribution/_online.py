@@ -52,7 +52,14 @@ from mkt_ray.attribution._identity import IdentityGraph
 from mkt_ray.attribution._keys import SlotTable, encode_keys
 from mkt_ray.attribution._touches import DAY_MS, DIRECT
 from mkt_ray.attribution._walk import Journeys, walk_events
-from mkt_ray.contract import EVENT_TYPE_CODE, IDENTITY_FIELDS, USER_LEVEL_TYPES, BatchDecoder, EventColumns
+from mkt_ray.contract import (
+    EVENT_TYPE_CODE,
+    IDENTITY_FIELDS,
+    USER_LEVEL_TYPES,
+    BatchDecoder,
+    EventColumns,
+    is_none,
+)
 from mkt_ray.kernels import RULE_MODELS, rule_credits
 from mkt_ray.settings import ProbabilisticMatching, TenantConfig
 
@@ -137,8 +144,7 @@ class TenantAttribution:
         """Walk the events in order, updating state; the credit rows of the conversions among them."""
         self._check_tenant(events["tenant_id"])  # before the high water moves: a refused batch changes nothing
         fresh = self._fresh(events["partition"], events["offset"])
-        # identity values are non-empty strings (contract), so truthiness is presence: half the cost of `!= None`
-        present = [events[name].astype(bool) for name in IDENTITY_FIELDS]
+        present = [~is_none(events[name]) for name in IDENTITY_FIELDS]
         walk = fresh & np.isin(events["event_type"], _USER_LEVEL) & np.logical_or.reduce(present)
         if self._tombstones:
             walk &= ~self._replayed_forgotten(events)
@@ -299,7 +305,7 @@ def warm_up() -> None:
 def _intern_column(table: SlotTable, values: np.ndarray) -> np.ndarray:
     """Codes of a text column's values in a growing table (None -> -1)."""
     codes = np.full(len(values), -1, np.int64)
-    present = values.astype(bool)
+    present = values.astype(bool)  # an alias may map a source to "": no channel
     if present.any():
         codes[present] = table.intern(*encode_keys("", values[present].tolist()))[0]
     return codes

@@ -1,7 +1,7 @@
 """The event contract v1 in code: one definition, a fast batch decoder, a reference classifier."""
 
 from mkt_ray.contract._classify import Limits, classify
-from mkt_ray.contract._columns import EventColumns, arrow_schema, columns_from_events
+from mkt_ray.contract._columns import EventColumns, arrow_schema, columns_from_events, is_none
 from mkt_ray.contract._decoder import BatchDecoder, DecodedBatch, DecoderState, Rejection, gc_paused
 from mkt_ray.contract._dedup import DedupIndex
 from mkt_ray.contract._groups import factorize, group_column, group_rows
@@ -37,6 +37,7 @@ __all__ = [
     "arrow_schema",
     "classify",
     "columns_from_events",
+    "is_none",
     "factorize",
     "gc_paused",
     "group_column",

@@ -8,7 +8,6 @@ timestamp becomes epoch milliseconds (`ts_ms`) and `metadata` compact JSON text.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from functools import cache
 
 import msgspec
@@ -16,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 from msgspec import inspect as mi
 
+from mkt_ray.contract._rules import epoch_ms, parse_timestamp
 from mkt_ray.contract._schema import (
     CONSENT_FIELDS,
     EVENT_TYPE_CODE,
@@ -23,9 +23,13 @@ from mkt_ray.contract._schema import (
     Consent,
     Event,
     PerformanceMetrics,
+    WireEvent,
 )
 
 _ENCODE = msgspec.json.Encoder().encode
+# `ts_ms` of an event whose timestamp is not a time with a zone: older than any retention, so the decoder's
+# range check sends it to the reference classifier, which names the reason
+INVALID_TS_MS = np.iinfo(np.int64).min
 
 
 def _inner(info: mi.Type) -> mi.Type:
@@ -106,6 +110,16 @@ class EventColumns:
         return pa.Table.from_arrays(arrays, schema=schema)
 
 
+_NONE = id(None)
+
+
+def is_none(col: np.ndarray) -> np.ndarray:
+    """`value is None` for each value of an object array, as one integer compare of the array's object
+    pointers (None is a single object): ~0.5 ns a value, against 13-25 for `np.equal(col, None)` and
+    `col.astype(bool)`, which call Python's `==` or truth test on every value."""
+    return np.frombuffer(np.ascontiguousarray(col), np.uintp) == _NONE
+
+
 def _objects(values: Sequence[object]) -> np.ndarray:
     return np.fromiter(values, dtype=object, count=len(values))  # 3x faster than np.array(values, object)
 
@@ -115,7 +129,7 @@ def _filled(values: Sequence[object], missing: object, dtype: type) -> np.ndarra
     if None not in values:  # a C scan by identity, then one C conversion
         return np.array(values, dtype=dtype)
     col = _objects(values)
-    col[np.equal(col, None)] = missing
+    col[is_none(col)] = missing
     return col.astype(dtype)
 
 
@@ -126,8 +140,8 @@ def _struct_columns(values: Sequence[msgspec.Struct | None], cls: type[msgspec.S
     return dict(zip(names, zip(*rows, strict=True) if rows else [()] * len(names), strict=True))
 
 
-def columns_from_events(events: Sequence[Event], partition: np.ndarray, offset: np.ndarray) -> EventColumns:
-    """Columns for typed events (in order), tagged with the Kafka partition and offset of each.
+def columns_from_events(events: Sequence[WireEvent], partition: np.ndarray, offset: np.ndarray) -> EventColumns:
+    """Columns for typed events (in order, timestamps as text), tagged with the Kafka partition and offset of each.
 
     Events are transposed with `astuple` + `zip` (C loops): 0.4 µs an event against 0.7 µs for one
     comprehension per field.
@@ -154,7 +168,17 @@ def columns_from_events(events: Sequence[Event], partition: np.ndarray, offset: 
     return EventColumns(data)
 
 
-def _epoch_ms(stamps: Sequence) -> np.ndarray:
-    """Epoch milliseconds, floored; exact because float seconds resolve 0.25 µs at today's epoch."""
-    seconds = np.fromiter(map(datetime.timestamp, stamps), np.float64, len(stamps))  # C-level map: no frame per event
-    return np.round(seconds * 1e6).astype(np.int64) // 1000
+def _epoch_ms(stamps: Sequence[str]) -> np.ndarray:
+    """Epoch milliseconds, floored, of timestamp texts: the compiled parser for the usual form, the contract's
+    parser for any other; `INVALID_TS_MS` for text that is not a timestamp with a zone."""
+    # imported here: numba's import (0.5 s) is paid only by processes that decode events
+    from mkt_ray.kernels.timestamps import parse_timestamps
+
+    texts = pa.array(stamps, pa.string())
+    offsets = np.frombuffer(texts.buffers()[1], np.int32, len(texts) + 1, texts.offset * 4)
+    data = texts.buffers()[2]
+    millis, ok = parse_timestamps(np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8), offsets)
+    for row in np.flatnonzero(~ok).tolist():
+        moment = parse_timestamp(stamps[row])
+        millis[row] = INVALID_TS_MS if moment is None else epoch_ms(moment)
+    return millis

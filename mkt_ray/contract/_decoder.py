@@ -1,9 +1,10 @@
 """The batch decoder: raw Kafka values in, valid events as columns plus rejects with one reason each.
 
 Fast path: msgspec decodes each message straight into the typed `Event` (types, enums, lengths,
-patterns and unknown fields are checked in C), then the rules a type cannot express are checked on
-whole columns with numpy. Anything the fast path does not accept outright is handed to the reference
-`classify`, which alone decides reason codes and their precedence. Then, in message order, the
+patterns and unknown fields are checked in C; the timestamp is kept as text and parsed a chunk at a time
+by a compiled kernel), then the rules a type cannot express are checked on whole columns with numpy.
+Anything the fast path does not accept outright is handed to the reference `classify`, which alone
+decides reason codes and their precedence. Then, in message order, the
 stateful rules: outliers (rejected) and duplicates (dropped and counted).
 """
 
@@ -22,12 +23,12 @@ import msgspec
 import numpy as np
 
 from mkt_ray.contract._classify import Limits, classify, parse_json
-from mkt_ray.contract._columns import EventColumns, columns_from_events
+from mkt_ray.contract._columns import EventColumns, columns_from_events, is_none
 from mkt_ray.contract._dedup import DedupIndex
 from mkt_ray.contract._groups import group_rows
 from mkt_ray.contract._outlier import OutlierGuard
 from mkt_ray.contract._reasons import Reason
-from mkt_ray.contract._rules import PII_KEY_TEXT
+from mkt_ray.contract._rules import pii_key_suspects
 from mkt_ray.contract._schema import (
     CAMPAIGN_TYPES,
     EVENT_TYPE_CODE,
@@ -38,15 +39,13 @@ from mkt_ray.contract._schema import (
     REQUIRED_METADATA,
     SCHEMA_VERSION,
     TENANT_ID_PATTERN,
-    Event,
+    WireEvent,
     identity_count_needed,
     is_valid_tenant_id,
 )
 from mkt_ray.errors import ConfigError
 
 CHUNK = 2048
-_TIMESTAMP = attrgetter("timestamp")
-_TZINFO = attrgetter("tzinfo")
 _CONSENT = attrgetter("consent")
 _METADATA = attrgetter("metadata")
 _TYPE_CODES = {name: np.int8(code) for name, code in EVENT_TYPE_CODE.items()}
@@ -135,7 +134,7 @@ class BatchDecoder:
         self.state.outliers.min_samples = self.limits.outlier_min_samples
         self.state.outliers.threshold = self.limits.outlier_threshold
         self.clock = clock
-        self._decode_event = msgspec.json.Decoder(Event).decode
+        self._decode_event = msgspec.json.Decoder(WireEvent).decode
 
     def decode(
         self,
@@ -200,11 +199,11 @@ class BatchDecoder:
                 reasons[positions[row]], keep[row] = reason, False
         return cols, positions, keep
 
-    def _typed_events(self, values: Sequence[bytes], reasons: np.ndarray, now: int) -> tuple[list[Event], np.ndarray]:
+    def _typed_events(self, values: Sequence[bytes], reasons: np.ndarray, now: int) -> tuple[list[WireEvent], np.ndarray]:
         """Typed events and their batch positions; messages the fast path cannot decode get their reason."""
         decode, max_bytes = self._decode_event, self.limits.max_message_bytes
         oversized = max(map(len, values), default=0) > max_bytes  # one C pass instead of a test per message
-        slots: list[Event | None] = []
+        slots: list[WireEvent | None] = []
         if not oversized:
             try:  # one C-level map, no Python frame per message, up to the first refused message
                 slots.extend(map(decode, values))
@@ -232,18 +231,18 @@ class BatchDecoder:
         positions = [i for i, event in enumerate(slots) if event is not None]
         return [slots[i] for i in positions], np.array(positions, dtype=np.int64)
 
-    def _rescue(self, raw: bytes, now: int) -> Event | Reason:
+    def _rescue(self, raw: bytes, now: int) -> WireEvent | Reason:
         """A message the typed decoder refused: its reason, or the event if the contract accepts it."""
         reason = classify(raw, self.tenants, now, self.limits)
         if reason is not None:
             return reason
         _, value = parse_json(raw)
         try:
-            return msgspec.convert({k: v for k, v in value.items() if v is not None}, Event)
+            return msgspec.convert({k: v for k, v in value.items() if v is not None}, WireEvent)
         except msgspec.ValidationError:
             return Reason.INVALID_VALUE  # JSON the reference accepts but the typed form cannot hold
 
-    def _suspect_mask(self, cols: EventColumns, typed: list[Event], raws: list[bytes], now: int) -> np.ndarray:
+    def _suspect_mask(self, cols: EventColumns, typed: list[WireEvent], raws: list[bytes], now: int) -> np.ndarray:
         """Rows that may break a rule the typed decode cannot check; `classify` decides each one.
 
         Per-row Python loops cost ~50 ns a row on this machine, so every test here runs in C over a
@@ -251,15 +250,14 @@ class BatchDecoder:
         """
         n, etype = len(typed), cols["event_type"]
         mask = cols["schema_version"] != SCHEMA_VERSION
-        mask |= np.isin(etype, _CAMPAIGN_CODES) & (_is_none(cols["source"]) | _is_none(cols["campaign_id"]))
-        identities = sum((~_is_none(cols[name])).astype(np.int8) for name in IDENTITY_FIELDS)
+        mask |= np.isin(etype, _CAMPAIGN_CODES) & (is_none(cols["source"]) | is_none(cols["campaign_id"]))
+        identities = sum((~is_none(cols[name])).astype(np.int8) for name in IDENTITY_FIELDS)
         mask |= identities < _IDENTITY_NEEDED[etype]
-        mask |= (etype == _TYPE_CODES["identify"]) & _is_none(cols["user_id"])
-        mask |= np.equal(np.fromiter(map(_TZINFO, map(_TIMESTAMP, typed)), object, n), None)
+        mask |= (etype == _TYPE_CODES["identify"]) & is_none(cols["user_id"])
         mask |= ~np.fromiter(map(self.tenants.__contains__, cols["tenant_id"]), bool, n)
         ad = etype == _TYPE_CODES["ad_metrics"]
         mask |= ad & ((cols["clicks"] > cols["impressions"]) | (cols["conversions"] > cols["clicks"]))
-        ts = cols["ts_ms"]
+        ts = cols["ts_ms"]  # a timestamp without a zone, or not one at all, reads as too old (INVALID_TS_MS)
         mask |= (ts > now + self.limits.max_future_ms) | (ts < now - self.limits.retention_ms)
         # a backslash may start a lone surrogate escape (memchr-fast test, then the exact one)
         mask |= np.fromiter(map(bytes.find, raws, repeat(b"\\")), np.int64, n) >= 0
@@ -277,7 +275,7 @@ class BatchDecoder:
             if not len(rows):
                 continue
             campaign = campaigns[rows]
-            campaign[_is_none(campaign)] = ""
+            campaign[is_none(campaign)] = ""
             keys = zip(tenants[rows].tolist(), campaign.tolist(), etypes[rows].tolist(), strict=True)
             for (tenant, campaign_id, etype), members in group_rows(keys, rows):
                 key = (tenant, campaign_id, EVENT_TYPES[etype], metric)
@@ -285,12 +283,12 @@ class BatchDecoder:
         return flags
 
 
-def _special_type_suspects(etype: np.ndarray, typed: list[Event]) -> np.ndarray:
+def _special_type_suspects(etype: np.ndarray, typed: list[WireEvent]) -> np.ndarray:
     """Consent events need a consent object; stage_change and personalization a non-empty metadata string."""
     mask = np.zeros(len(typed), bool)
     rows = np.flatnonzero(etype == _TYPE_CODES["consent"])
     consents = map(_CONSENT, map(typed.__getitem__, rows.tolist()))
-    mask[rows] = np.equal(np.fromiter(consents, object, len(rows)), None)
+    mask[rows] = is_none(np.fromiter(consents, object, len(rows)))
     for event_type, key in REQUIRED_METADATA.items():
         rows = np.flatnonzero(etype == _TYPE_CODES[event_type])
         metadata = [m if m is not None else {} for m in map(_METADATA, map(typed.__getitem__, rows.tolist()))]
@@ -303,15 +301,11 @@ def _special_type_suspects(etype: np.ndarray, typed: list[Event]) -> np.ndarray:
 def _metadata_suspects(encoded: np.ndarray) -> np.ndarray:
     """Rows whose metadata (compact JSON text) may be too large, too deep or carry a personal-data key."""
     mask = np.zeros(len(encoded), bool)
-    rows = np.flatnonzero(~_is_none(encoded))
+    rows = np.flatnonzero(~is_none(encoded))
     texts = encoded[rows].tolist()
     sizes = np.fromiter(map(len, texts), np.int64, len(texts))
     nesting = np.fromiter(map(str.count, texts, repeat("{")), np.int64, len(texts))
     nesting += np.fromiter(map(str.count, texts, repeat("[")), np.int64, len(texts))
-    pii = ~np.equal(np.fromiter(map(PII_KEY_TEXT.search, texts), object, len(texts)), None)
+    pii = pii_key_suspects(texts)
     mask[rows] = (sizes > MAX_METADATA_BYTES) | (nesting > MAX_METADATA_DEPTH) | pii
     return mask
-
-
-def _is_none(col: np.ndarray) -> np.ndarray:
-    return np.equal(col, None)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import math
-import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from mkt_ray.contract._schema import MAX_METADATA_BYTES, MAX_METADATA_DEPTH, PII_NAMES
 
 _JSON_ENCODER = msgspec.json.Encoder()
-# A PII key always appears in compact JSON as `"name":` (the names are ASCII), so no match means no PII
-# key; the decoder sends a match to the reference classifier. Scanning text is ~20x cheaper than walking.
-PII_KEY_TEXT = re.compile(r'"(?:' + "|".join(sorted(PII_NAMES)) + r')":', re.IGNORECASE)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+# A key that `has_pii_key` flags appears in compact JSON as `"name":` once the text is lower-cased as that
+# check lower-cases keys, so texts without any of these hold no PII key.
+_PII_KEY_TEXTS = tuple(f'"{name}":' for name in sorted(PII_NAMES))
 
 
 def has_pii_key(value: Any) -> bool:
@@ -28,6 +30,19 @@ def has_pii_key(value: Any) -> bool:
     elif isinstance(value, list):
         return any(isinstance(item, (dict, list)) and has_pii_key(item) for item in value)
     return False
+
+
+def pii_key_suspects(texts: list[str]) -> np.ndarray:
+    """For each compact JSON text, whether it may hold a personal-data key (`has_pii_key` decides).
+
+    A chunk's texts are lower-cased and searched as one string, one substring search per name; only a
+    chunk with a hit is searched text by text. On the generator's traffic (3 in 10 events carry metadata)
+    this cost 56 ns an event against 197 for a case-insensitive regex over each text (2-core machine).
+    """
+    joined = "\x00".join(texts).lower()
+    if not any(key in joined for key in _PII_KEY_TEXTS):
+        return np.zeros(len(texts), bool)
+    return np.fromiter((any(key in text.lower() for key in _PII_KEY_TEXTS) for text in texts), bool, len(texts))
 
 
 def _depth_and_finite(value: Any) -> tuple[int, bool]:
@@ -62,5 +77,5 @@ def parse_timestamp(text: str) -> datetime | None:
 
 
 def epoch_ms(moment: datetime) -> int:
-    """Milliseconds since the epoch of an aware datetime, floored; exact (float seconds resolve 0.25 µs here)."""
-    return round(moment.timestamp() * 1_000_000) // 1000
+    """Milliseconds since the epoch of an aware datetime, floored; exact at any date (integer arithmetic)."""
+    return (moment - _EPOCH) // _MILLISECOND

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from mkt_ray.contract import EventColumns, factorize
+from mkt_ray.contract import EventColumns, factorize, is_none
 from mkt_ray.kernels import WINDOW_KINDS, window_sums
 from mkt_ray.pipeline._tables import KPI_AMOUNTS, KPI_COUNTS, KPI_SCHEMA
 
@@ -44,8 +44,8 @@ def kpi_window_rows(
     Columns are assembled with numpy indexing, never row by row: a batch spread over hours of event
     time yields tens of thousands of rows.
     """
-    campaign = np.where(np.equal(events["campaign_id"], None), "", events["campaign_id"])
-    source = np.where(np.equal(events["source"], None), "", events["source"])
+    campaign = np.where(is_none(events["campaign_id"]), "", events["campaign_id"])
+    source = np.where(is_none(events["source"]), "", events["source"])
     codes, keys = factorize(events["partition"], events["tenant_id"], campaign, source)
     key_columns = [_objects(col) for col in zip(*keys, strict=True)] if keys else [np.zeros(0, object)] * 4
     counts, amounts = _metric_arrays(events)
