@@ -32,6 +32,19 @@ def test_timestamps_with_z_and_offsets_are_the_same_instant() -> None:
     assert batch.events["ts_ms"].tolist() == [_ms("2026-11-27T11:30:00+00:00")] * 3 + [_ms("2026-11-27T11:30:00.250+00:00")]
 
 
+def test_other_rfc3339_forms_are_read_by_the_contract_parser() -> None:
+    """Forms the compiled parser leaves aside (lower-case separators, a space, `+hhmm`, 7+ fraction digits)
+    decode to the same instants as the usual form; a time without a zone is refused whatever its form."""
+    forms = ["2026-11-27t11:30:00z", "2026-11-27 11:30:00Z", "2026-11-27T12:30:00+0100",
+             "2026-11-27T11:30:00.2509999Z", "2026-11-27T11:30:00.9999996Z"]
+    messages = [encode(make_event(event_id=f"e{i}", timestamp=ts)) for i, ts in enumerate(forms)]
+    messages.append(encode(make_event(event_id="naive", timestamp="2026-11-27 11:30:00")))
+    batch = BatchDecoder(TENANTS).decode(messages, now_ms=NOW_MS)
+    assert [(r.index, r.reason.code) for r in batch.rejects] == [(5, "invalid_value")]
+    base = _ms("2026-11-27T11:30:00+00:00")
+    assert batch.events["ts_ms"].tolist() == [base, base, base, base + 251, base + 1000]
+
+
 def test_missing_metrics_are_zero_and_conversions_default_to_one() -> None:
     messages = [
         encode(make_event("touchpoint", event_id="t", performance_metrics={"clicks": 1, "impressions": 1})),
