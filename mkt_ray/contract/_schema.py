@@ -93,11 +93,11 @@ class Event(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, gc=F
 def _wire_event() -> type[msgspec.Struct]:
     """`Event` as the fast decoder reads it: the same fields, types and checks, except that `timestamp` stays
     text, which the decoder converts for a whole chunk at once (`mkt_ray.kernels.timestamps`, with the
-    contract's own parser for any form that kernel leaves); 220 ns an event less than a datetime each."""
-    hints = get_type_hints(Event, include_extras=True)
-    defaults = dict(zip(Event.__struct_fields__[-len(Event.__struct_defaults__):], Event.__struct_defaults__, strict=True))
-    fields = [(name, str if name == "timestamp" else hints[name], defaults[name]) if name in defaults
-              else (name, str if name == "timestamp" else hints[name]) for name in Event.__struct_fields__]
+    contract's own parser for any form that kernel leaves): 0.2-0.4 µs an event less than a datetime each."""
+    types = {**get_type_hints(Event, include_extras=True), "timestamp": str}
+    names = Event.__struct_fields__
+    defaults = dict(zip(names[len(names) - len(Event.__struct_defaults__):], Event.__struct_defaults__, strict=True))
+    fields = [(name, types[name], defaults[name]) if name in defaults else (name, types[name]) for name in names]
     return msgspec.defstruct("WireEvent", fields, forbid_unknown_fields=True, omit_defaults=True, gc=False,
                              module=__name__)
 
