@@ -33,7 +33,7 @@ What is measured, for mkt-ray:
   and its Parquet writers, librdkafka's threads, and the rest (Ray's core worker, Arrow's pool).
 - `where_time_goes`: the CPU per event of one batch's steps run in this process (decode, KPI rows,
   attribution, the hop to the shards, raw Parquet archive), beside the platform's CPU per event, and two
-  parsers alone for reference: msgspec's into `Event`, and Arrow's native JSON reader.
+  parsers alone for reference: msgspec's into `WireEvent` (the decoder's parse), and Arrow's native JSON reader.
 - `other_processes_cpu_s` (both sides): CPU used meanwhile by processes outside the run; well above 0
   means the machine was shared and the rates are low.
 Quix's `cpu_s` is sampled the same way over its processing span; `cpu_s_incl_startup` is its whole run.
@@ -77,7 +77,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from benchmarks._cpu import CpuSampler, cpu_report, member_threads, thread_roles_cpu_s
-from mkt_ray.contract import BatchDecoder, Event, Limits
+from mkt_ray.contract import BatchDecoder, Limits, WireEvent
 from mkt_ray.embedded import EmbeddedBroker
 from mkt_ray.kafka import create_topics, produce_lines, topic_end_offsets
 from mkt_ray.pipeline import (
@@ -286,7 +286,7 @@ def where_time_goes(
     lines: list[bytes], tenants: list[str], batch: int, shards: int, cpu_us_per_event: float
 ) -> dict[str, Any]:
     """CPU per event of one batch's steps run in this process (best of 3, after a warm-up batch): msgspec's
-    bare parse of the messages into `Event` (the floor under the decoder), Arrow's native JSON reader on the
+    bare parse of the messages into `WireEvent`, as the decoder parses (the floor under the decoder), Arrow's native JSON reader on the
     same messages as newline-delimited JSON on one thread (JSON straight to Arrow columns in C++, nothing
     validated: what a decoder writing Arrow columns directly would start from), decode, KPI rows of every window
     kind, the two as `process_batch`, attribution (every tenant's engine from empty, as one partition's
@@ -300,7 +300,7 @@ def where_time_goes(
     n = len(timed)
     part, offs = np.zeros(n, np.int32), np.arange(n, dtype=np.int64)
     process_batch(BatchDecoder(tenants, limits), lines[:n], part, offs, now_ms)  # warm-up: imports, JIT caches
-    parse = msgspec.json.Decoder(Event).decode
+    parse = msgspec.json.Decoder(WireEvent).decode
     parse_s, _ = _cpu_of(lambda: list(map(parse, timed)))
     ndjson, one_thread = b"\n".join(timed), pajson.ReadOptions(use_threads=False, block_size=1 << 20)
     arrow_json_s, _ = _cpu_of(lambda: pajson.read_json(pa.BufferReader(ndjson), read_options=one_thread))

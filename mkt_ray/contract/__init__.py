@@ -15,6 +15,7 @@ from mkt_ray.contract._schema import (
     SCHEMA_VERSION,
     USER_LEVEL_TYPES,
     Event,
+    WireEvent,
 )
 
 __all__ = [
@@ -34,13 +35,14 @@ __all__ = [
     "OutlierGuard",
     "Reason",
     "Rejection",
+    "WireEvent",
     "arrow_schema",
     "classify",
     "columns_from_events",
-    "is_none",
     "factorize",
     "gc_paused",
     "group_column",
     "group_rows",
+    "is_none",
     "json_schema",
 ]

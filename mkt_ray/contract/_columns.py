@@ -168,16 +168,22 @@ def columns_from_events(events: Sequence[WireEvent], partition: np.ndarray, offs
     return EventColumns(data)
 
 
+def utf8_buffers(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The texts as one UTF-8 byte array and the offsets of each (an Arrow string column's buffers): text i is
+    `data[offsets[i]:offsets[i + 1]]`."""
+    array = pa.array(texts, pa.string())
+    data = array.buffers()[2]
+    return (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8),
+            np.frombuffer(array.buffers()[1], np.int32, len(array) + 1))
+
+
 def _epoch_ms(stamps: Sequence[str]) -> np.ndarray:
     """Epoch milliseconds, floored, of timestamp texts: the compiled parser for the usual form, the contract's
     parser for any other; `INVALID_TS_MS` for text that is not a timestamp with a zone."""
     # imported here: numba's import (0.5 s) is paid only by processes that decode events
     from mkt_ray.kernels.timestamps import parse_timestamps
 
-    texts = pa.array(stamps, pa.string())
-    offsets = np.frombuffer(texts.buffers()[1], np.int32, len(texts) + 1, texts.offset * 4)
-    data = texts.buffers()[2]
-    millis, ok = parse_timestamps(np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8), offsets)
+    millis, ok = parse_timestamps(*utf8_buffers(stamps))
     for row in np.flatnonzero(~ok).tolist():
         moment = parse_timestamp(stamps[row])
         millis[row] = INVALID_TS_MS if moment is None else epoch_ms(moment)

@@ -72,23 +72,15 @@ def _parse_one(data: np.ndarray, start: int, end: int) -> tuple[bool, int]:
             digits += 1
         if digits < 1 or digits > 6:
             return False, 0
-        fraction = _digits(data, at + 1, digits)
-        for _ in range(digits, 3):
-            fraction *= 10
-        for _ in range(3, digits):
-            fraction //= 10
-        millis, at = fraction, at + 1 + digits
-    offset = 0
-    if end - at == 1 and data[at] == 90:  # 'Z'
-        offset = 0
-    elif end - at == 6 and (data[at] == 43 or data[at] == 45) and data[at + 3] == 58:  # '+' or '-', ':'
+        whole = min(digits, 3)  # digits past the millisecond are floored away
+        millis, at = _digits(data, at + 1, whole) * 10 ** (3 - whole), at + 1 + digits
+    offset = 0  # 'Z'
+    if end - at == 6 and (data[at] == 43 or data[at] == 45) and data[at + 3] == 58:  # '+' or '-', ':'
         oh, om = _digits(data, at + 1, 2), _digits(data, at + 4, 2)
         if oh < 0 or oh > 23 or om < 0 or om > 59:
             return False, 0
-        offset = (oh * 60 + om) * 60_000
-        if data[at] == 45:
-            offset = -offset
-    else:
+        offset = (oh * 60 + om) * 60_000 * (-1 if data[at] == 45 else 1)
+    elif end - at != 1 or data[at] != 90:
         return False, 0
     local = _days_from_civil(year, month, day) * _DAY_MS + ((hour * 60 + minute) * 60 + second) * 1000 + millis
     return True, local - offset

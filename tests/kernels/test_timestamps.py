@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
-import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mkt_ray.contract._columns import INVALID_TS_MS, _epoch_ms
+from mkt_ray.contract._columns import INVALID_TS_MS, _epoch_ms, utf8_buffers
 from mkt_ray.contract._rules import parse_timestamp
 from mkt_ray.kernels.timestamps import parse_timestamps
 
@@ -21,12 +19,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def kernel(texts: list[str]) -> tuple[list[int], list[bool]]:
-    array = pa.array(texts, pa.string())
-    data = array.buffers()[2]
-    millis, ok = parse_timestamps(
-        np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8),
-        np.frombuffer(array.buffers()[1], np.int32, len(texts) + 1),
-    )
+    millis, ok = parse_timestamps(*utf8_buffers(texts))
     return millis.tolist(), ok.tolist()
 
 
