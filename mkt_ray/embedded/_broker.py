@@ -167,6 +167,10 @@ class EmbeddedBroker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 preexec_fn=death_signal_hook(),
+                # a session of its own: a terminal's Ctrl-C (SIGINT to the foreground process group) reaches the
+                # platform, which stops its clients first and the broker last, instead of ending the broker at
+                # once under clients that still commit and produce (Ray blocks SIGINT in its processes alike)
+                start_new_session=True,
             )
         except OSError as exc:
             self._close_log()
