@@ -102,6 +102,8 @@ class Platform:
             self.broker = EmbeddedBroker(log_path=self.settings.data_dir / "broker.log").start()
             self.bootstrap = self.broker.bootstrap
             self.say(f"broker (embedded Tansu) on {self.bootstrap}")
+        else:  # an unreachable cluster answers nothing for the whole wait: say what is being waited for
+            self.say(f"Kafka at {self.bootstrap}: connecting, creating missing topics (gives up after 30 s) ...")
         create_topics(self.kafka_conf, self.settings.kafka)
         self._start_ray()
         self.store = start_store_actor(self.settings, name=self.store_name)
