@@ -22,7 +22,7 @@ from actors.deletion import start_deletion_actor
 from actors.ingest import IngestActor
 from actors.shard import shard_names, start_shards
 from actors.store import start_store_actor
-from mkt_ray.embedded import EmbeddedBroker, Reaper, free_port, set_aside_earlier_run
+from mkt_ray.embedded import EmbeddedBroker, Reaper, earlier_runs, free_port, set_aside_earlier_run
 from mkt_ray.errors import MktRayError
 from mkt_ray.kafka import create_topics
 from mkt_ray.observability import merged_percentiles
@@ -145,6 +145,9 @@ class Platform:
         if moved is not None:
             self.say(f"the previous run's warehouse and raw Parquet moved to {moved}: they record offsets of its "
                      "topics, and the embedded broker starts with empty ones (tombstones and models stay)")
+            runs, size = earlier_runs(self.settings.data_dir)  # kept until the user deletes them: say how much
+            self.say(f"{moved.parent} holds {runs} earlier run(s), {size / 2**20:,.1f} MiB; delete those you no "
+                     "longer need")
 
     def start_serve(self, host: str, port: int) -> str:
         """Deploy the query API (serve_apps/query.py) on Ray Serve at host:port, reading through this

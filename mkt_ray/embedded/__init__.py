@@ -2,8 +2,8 @@
 
 from mkt_ray.embedded._broker import EmbeddedBroker, free_port
 from mkt_ray.embedded._certs import CertificatePair, self_signed_certificate
-from mkt_ray.embedded._earlier_run import set_aside_earlier_run
+from mkt_ray.embedded._earlier_run import earlier_runs, set_aside_earlier_run
 from mkt_ray.embedded._reaper import Reaper, descendants
 
-__all__ = ["CertificatePair", "EmbeddedBroker", "Reaper", "descendants", "free_port", "self_signed_certificate",
-           "set_aside_earlier_run"]
+__all__ = ["CertificatePair", "EmbeddedBroker", "Reaper", "descendants", "earlier_runs", "free_port",
+           "self_signed_certificate", "set_aside_earlier_run"]

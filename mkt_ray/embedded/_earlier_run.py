@@ -42,3 +42,11 @@ def set_aside_earlier_run(data_dir: Path, stores: Mapping[str, Path], now: datet
         if (target / name / TOMBSTONES_FOLDER).is_dir():
             shutil.copytree(target / name / TOMBSTONES_FOLDER, path / TOMBSTONES_FOLDER)
     return target
+
+
+def earlier_runs(data_dir: Path) -> tuple[int, int]:
+    """How many earlier runs `<data_dir>/previous/` holds, and their bytes on disk (files' sizes)."""
+    previous = data_dir / "previous"
+    runs = [run for run in previous.iterdir() if run.is_dir()] if previous.is_dir() else []
+    size = sum(path.stat().st_size for run in runs for path in run.rglob("*") if path.is_file())
+    return len(runs), size

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from actors.launcher import Platform
-from mkt_ray.embedded import set_aside_earlier_run
+from mkt_ray.embedded import earlier_runs, set_aside_earlier_run
 from mkt_ray.errors import MktRayError
 from mkt_ray.kafka import create_topics, produce_lines, topic_end_offsets
 from mkt_ray.pipeline import KPI, LEDGER_WINDOW, pipeline_ddl
@@ -59,6 +59,9 @@ def test_a_second_start_on_the_embedded_broker_counts_its_own_events(ray_session
     earlier = [p for p in (settings.data_dir / "previous").iterdir()]
     assert len(earlier) == 1 and sorted(p.name for p in earlier[0].iterdir()) == ["raw", "warehouse"]
     assert any(m.startswith(f"the previous run's warehouse and raw Parquet moved to {earlier[0]}:") for m in said)
+    runs, size = earlier_runs(settings.data_dir)
+    assert runs == 1 and size > 0
+    assert f"{earlier[0].parent} holds 1 earlier run(s), {size / 2**20:,.1f} MiB; delete those you no longer need" in said
     assert load_tombstones(settings.raw_uri)["acme"] == frozenset({"f" * 64})  # still forgotten
 
 
@@ -66,6 +69,7 @@ def test_set_aside_moves_only_stores_that_hold_data(tmp_path: Path) -> None:
     data = tmp_path / "data"
     warehouse, raw, models = data / "warehouse", data / "raw", data / "models"
     assert set_aside_earlier_run(data, {"warehouse": warehouse, "raw": raw}) is None  # a first run: nothing
+    assert earlier_runs(data) == (0, 0)
     (raw / "_tombstones").mkdir(parents=True)
     (raw / "_tombstones" / "acme.json").write_text("[]")
     assert set_aside_earlier_run(data, {"warehouse": warehouse, "raw": raw}) is None  # tombstones alone are no run
@@ -82,6 +86,7 @@ def test_set_aside_moves_only_stores_that_hold_data(tmp_path: Path) -> None:
     warehouse.mkdir()
     (warehouse / "store").write_text("w2")
     assert set_aside_earlier_run(data, {"warehouse": warehouse}, now) == data / "previous" / "2026-11-29T12-00-05Z-1"
+    assert earlier_runs(data) == (2, len("w") + len("[]") + len("w2"))  # files' bytes: store, tombstones, store
 
 
 @pytest.mark.platform
