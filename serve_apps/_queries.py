@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from mkt_ray.contract import epoch_ms
 from mkt_ray.kernels import derived_kpis
 from mkt_ray.pipeline import ATTRIBUTION, KPI, QUARANTINE
 from mkt_ray.pipeline._tables import ALERTS, SIGNALS
@@ -49,17 +50,18 @@ class Span:
 
     @classmethod
     def of(cls, start: dt.datetime | None, end: dt.datetime | None) -> Span:
-        return cls(-FOREVER_MS if start is None else to_ms(start), FOREVER_MS if end is None else to_ms(end))
+        span = cls(-FOREVER_MS if start is None else to_ms(start), FOREVER_MS if end is None else to_ms(end))
+        if span.from_ms > span.to_ms:  # a range that holds no time is a caller's slip, not an empty answer
+            raise ApiError(422, "from_after_to", f"from ({iso(span.from_ms)}) is after to ({iso(span.to_ms)})")
+        return span
 
     def params(self) -> dict[str, int]:
         return {"from_ms": self.from_ms, "to_ms": self.to_ms}
 
 
 def to_ms(value: dt.datetime) -> int:
-    """Epoch milliseconds; a datetime without a zone is read as UTC."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return int(value.timestamp() * 1000)
+    """Epoch milliseconds, floored; a datetime without a zone is read as UTC."""
+    return epoch_ms(value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC))
 
 
 def iso(ms: int | None) -> str | None:

@@ -8,6 +8,7 @@ from mkt_ray.contract._groups import factorize, group_column, group_rows
 from mkt_ray.contract._jsonschema import json_schema
 from mkt_ray.contract._outlier import OutlierGuard
 from mkt_ray.contract._reasons import REASON_CODES, Reason
+from mkt_ray.contract._rules import epoch_ms
 from mkt_ray.contract._schema import (
     EVENT_TYPE_CODE,
     EVENT_TYPES,
@@ -39,6 +40,7 @@ __all__ = [
     "arrow_schema",
     "classify",
     "columns_from_events",
+    "epoch_ms",
     "factorize",
     "gc_paused",
     "group_column",

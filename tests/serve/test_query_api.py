@@ -142,3 +142,16 @@ def test_docs_health_and_limits(serve_api):
     assert httpx.get(f"{serve_api.url}/docs").status_code == 200
     too_many = serve_api.get("/v1/tenants/acme/alerts", params={"limit": 10**6})
     assert too_many.status_code == 422 and too_many.json()["error"] == "limit_too_large"
+
+
+@pytest.mark.parametrize("path", ["/v1/tenants/acme/campaigns/performance", "/v1/tenants/acme/kpis",
+                                  "/v1/tenants/acme/attribution", "/v1/tenants/acme/alerts",
+                                  "/v1/tenants/acme/export/performance"])
+def test_a_range_whose_from_is_after_its_to_is_refused(serve_api, path):
+    refused = serve_api.get(path, params={"from": "2026-11-02T00:00:00Z", "to": "2026-11-01T23:59:59.999Z"})
+    assert refused.status_code == 422
+    assert refused.json() == {"error": "from_after_to",
+                              "message": "from (2026-11-02T00:00:00.000Z) is after to (2026-11-01T23:59:59.999Z)"}
+    # from == to is an empty range, answered as one; a date without a zone is UTC
+    same = serve_api.get(path, params={"from": "2026-11-01T00:00:00", "to": "2026-11-01T00:00:00Z"})
+    assert same.status_code == 200
