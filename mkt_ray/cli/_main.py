@@ -4,19 +4,41 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mkt_ray.errors import MktRayError
 
 
 def _tenant_list(text: str) -> list[str]:
+    from mkt_ray.contract._schema import TENANT_ID_PATTERN, is_valid_tenant_id  # msgspec only: a light import
+
     tenants = [t.strip() for t in text.split(",") if t.strip()]
     if not tenants:
         raise argparse.ArgumentTypeError("give at least one tenant id, e.g. acme,globex")
+    invalid = [t for t in tenants if not is_valid_tenant_id(t)]
+    if invalid:
+        raise argparse.ArgumentTypeError(f"tenant ids {invalid} do not match {TENANT_ID_PATTERN} (lower-case letters, "
+                                         "digits, - and _, up to 63)")
     return tenants
+
+
+def _number(kind: type, least: float, inclusive: bool = True) -> Callable[[str], float]:
+    """An argparse type: a number of `kind` at least `least` (above it, when not `inclusive`)."""
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not math.isfinite(value) or value < least or (value == least and not inclusive):
+            raise argparse.ArgumentTypeError(f"{text} must be a finite number {'at least' if inclusive else 'above'} "
+                                             f"{least:g}")
+        return value
+
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,17 +61,18 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--input", type=Path, required=True, help="JSONL file, one Kafka message per line")
     demo.add_argument("--tenants", type=_tenant_list, required=True, help="tenants to register, e.g. acme,globex")
     demo.add_argument("--json", action="store_true", help="print the report as one JSON line (default: indented)")
-    demo.add_argument("--hold", type=float, default=0.0, metavar="SECONDS", help="keep the platform up after reporting")
+    demo.add_argument("--hold", type=_number(float, 0), default=0.0, metavar="SECONDS", help="keep the platform up after reporting")
     demo.add_argument("--raw-dir", type=Path, help="where the raw Parquet archive goes (default: inside the data dir)")
     demo.add_argument("--data-dir", type=Path, help="keep warehouse and logs here (default: a temporary folder)")
-    demo.add_argument("--timeout", type=float, default=600.0, help="give up if not all messages are applied by then")
+    demo.add_argument("--timeout", type=_number(float, 0, inclusive=False), default=600.0, help="give up if not all messages are applied by then")
 
     up = commands.add_parser("up", help="start the long-running platform (with synthetic traffic unless --no-demo)")
     up.add_argument("--no-demo", action="store_true", help="no synthetic traffic: wait for real producers")
-    up.add_argument("--rate", type=float, default=200.0, help="synthetic events per second")
+    up.add_argument("--rate", type=_number(float, 0, inclusive=False), default=200.0,
+                    help="synthetic events per second (--no-demo for none)")
     up.add_argument("--tenants", type=_tenant_list, help="tenants to register (default: the registry, else demo tenants)")
-    up.add_argument("--max-events", type=int, default=2_000_000, help="stop synthetic traffic after this many events")
-    up.add_argument("--status-every", type=float, default=10.0, help="seconds between status lines")
+    up.add_argument("--max-events", type=_number(int, 1), default=2_000_000, help="stop synthetic traffic after this many events")
+    up.add_argument("--status-every", type=_number(float, 0, inclusive=False), default=10.0, help="seconds between status lines")
 
     token = commands.add_parser("token", help="print a signed API token for a tenant and role")
     token.add_argument("tenant")

@@ -1,0 +1,43 @@
+"""Arguments that cannot work are refused by the parser, with the argument named, before anything starts."""
+
+from __future__ import annotations
+
+import pytest
+
+from mkt_ray.cli._main import main
+
+CASES = [
+    (["up", "--rate", "0"], "argument --rate: 0 must be a finite number above 0"),
+    (["up", "--rate", "-5"], "argument --rate: -5 must be a finite number above 0"),
+    (["up", "--rate", "inf"], "argument --rate: inf must be a finite number above 0"),
+    (["up", "--rate", "nan"], "argument --rate: nan must be a finite number above 0"),
+    (["up", "--rate", "fast"], "argument --rate: 'fast' is not a number"),
+    (["up", "--max-events", "0"], "argument --max-events: 0 must be a finite number at least 1"),
+    (["up", "--max-events", "1.5"], "argument --max-events: '1.5' is not an integer"),
+    (["up", "--status-every", "0"], "argument --status-every: 0 must be a finite number above 0"),
+    (["up", "--tenants", "acme,Globex"], "argument --tenants: tenant ids ['Globex'] do not match"),
+    (["demo", "--input", "x.jsonl", "--tenants", "bad tenant"], "argument --tenants: tenant ids ['bad tenant'] do not match"),
+    (["demo", "--input", "x.jsonl", "--tenants", "acme", "--hold", "-1"], "argument --hold: -1 must be a finite number at least 0"),
+    (["demo", "--input", "x.jsonl", "--tenants", "acme", "--timeout", "0"], "argument --timeout: 0 must be a finite number above 0"),
+    (["generate", "--events", "10", "--out", "x.jsonl", "--tenants", ",acme,x" + "y" * 63],  # 64 characters
+     f"argument --tenants: tenant ids ['{'x' + 'y' * 63}'] do not match"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), CASES, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_unusable_arguments_exit_2_naming_the_argument(capsys, argv, message) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"mkt-ray {argv[0]}: error: {message}" in err
+
+
+@pytest.mark.parametrize("argv", [["up", "--rate", "0.5", "--max-events", "1", "--status-every", "0.1",
+                                   "--tenants", "acme, globex-2,b_3"],
+                                  ["demo", "--input", "x.jsonl", "--tenants", "acme", "--hold", "0", "--timeout", "1e3"]])
+def test_usable_arguments_parse(argv) -> None:
+    from mkt_ray.cli._main import _parser
+
+    args = _parser().parse_args(argv)
+    assert args.tenants in (["acme", "globex-2", "b_3"], ["acme"])
