@@ -157,13 +157,14 @@ class QualitySchedule:
             return None
         return day
 
-    def run_if_due(self, warehouse: Warehouse, settings: Settings) -> date | None:
+    def run_if_due(self, warehouse: Warehouse, settings: Settings) -> tuple[date, dict[str, Any]] | None:
+        """The report of the due day (see `write_report`) and that day, or None when none is due."""
         day = self.due()
         if day is None:
             return None
-        write_report(warehouse, settings.warehouse.database, day, settings.data_dir / "quality")
+        report = write_report(warehouse, settings.warehouse.database, day, settings.data_dir / "quality")
         self.last = day
-        return day
+        return day, report
 
 
 def main(argv: list[str] | None = None) -> int:

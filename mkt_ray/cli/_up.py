@@ -117,12 +117,14 @@ def _daily_quality_report(platform: Any, schedule: Any) -> None:
     from training._jobs import StoreClient
 
     try:
-        day = schedule.run_if_due(StoreClient(platform.store), platform.settings)
+        done = schedule.run_if_due(StoreClient(platform.store), platform.settings)
     except MktRayError as exc:  # the platform keeps running; the report is tried again at the next tick
         _say(f"data-quality report failed: {exc}")
         return
-    if day is not None:
-        _say(f"data-quality report for {day}: {platform.settings.data_dir / 'quality'}/quality-{day}.html")
+    if done is not None:
+        day, report = done
+        seen = f"{len(report)} tenant(s)" if report else "no events that day"
+        _say(f"data-quality report for {day} ({seen}): {platform.settings.data_dir / 'quality'}/quality-{day}.html")
 
 
 def _rss_mb(pid: int | None) -> float | None:

@@ -78,7 +78,14 @@ def test_report_lists_every_injected_problem(broker, kafka_settings, ray_session
         stored = platform.query(f"SELECT tenant_id, section, item, value FROM {settings.warehouse.database}.{REPORTS} "
                                 "FINAL WHERE report_date = {d:String} ORDER BY tenant_id, section, item",
                                 {"d": day.isoformat()})
+        # the daily timer of `mkt-ray up`: the day after, past its hour, the same report; a day without events, none
+        after = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1, hours=2)
+        due = QualitySchedule(hour_utc=1, clock=lambda: after).run_if_due(warehouse, settings)
+        quiet = QualitySchedule(hour_utc=1, clock=lambda: after + timedelta(days=3)).run_if_due(warehouse, settings)
 
+    assert due == (day, report)
+    assert quiet == (day + timedelta(days=3), {})
+    assert json.loads((settings.data_dir / "quality" / f"quality-{day}.json").read_text())["tenants"] == report
     acme, globex = report["acme"], report["globex"]
     assert acme["volume"] == {"events": 54, "impressions": 5020, "clicks": 254, "conversions": 0, "cost": 503.0,
                               "revenue": 0.0}
