@@ -13,7 +13,7 @@ decoder checkpoint taken ahead of the ledger is never loaded (restore takes the 
 before it).
 
 Taking over a partition (house-style rebalance roles): assign = restore. The member reads the ledger
-(L = highest applied offset; a partition ending at or before L is refused: the topic was created again),
+(L = highest applied offset; another topic, one created again, or a partition ending at or before L is refused),
 removes raw files an unfinished batch left after L and checkpoints newer than L (states of batches decoded
 but never written), loads the newest checkpoint at or before L, and consumes from just after it: offsets
 up to L are decoded again only to rebuild the decoder's state, later ones are applied. Revoke: the batch
@@ -43,10 +43,10 @@ import numpy as np
 import pyarrow as pa
 import ray
 
+from actors.store import check_same_topic
 from mkt_ray.attribution import warm_up
 from mkt_ray.contract import BatchDecoder, EventColumns, Limits, gc_paused
 from mkt_ray.kafka import (
-    check_applied_within,
     consumer_config,
     data_messages,
     flush_queued,
@@ -370,7 +370,7 @@ class IngestActor:
         self._applied_all()  # the ledger read below includes every batch this member decoded
         ledger = dict(ray.get(self._store.query_rows.remote(ledger_sql(self._settings.warehouse.database))))
         applied_at = {tp.partition: int(ledger.get(tp.partition, -1)) for tp in partitions}
-        check_applied_within(consumer, self._conf, self._settings.kafka.topic_events, applied_at)  # a topic created again
+        check_same_topic(consumer, self._store, self._conf, self._settings, ledger, applied_at)  # not one created again
         for tp in partitions:
             applied = applied_at[tp.partition]
             remove_after(self._settings.raw_uri, tp.partition, applied)

@@ -11,19 +11,25 @@ and reopens the same path, so on-disk rows and the dedup log survive; calls in f
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import ray
 from ray.actor import ActorHandle
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from mkt_ray.kafka import check_applied_within, check_topic_identity
 from mkt_ray.pipeline import KPI, use_system_arrow_pool
+from mkt_ray.pipeline._tables import topic_id_sql
 from mkt_ray.settings import Settings
 from mkt_ray.warehouse import Warehouse, open_warehouse, split_table
+
+if TYPE_CHECKING:
+    from confluent_kafka import Consumer
 
 # A restarted actor may start while its predecessor still holds the chDB lock for a moment.
 _REOPEN_LOCK_TIMEOUT_S = 30.0
@@ -167,3 +173,22 @@ def start_store_actor(
         node_id = ray.get_runtime_context().get_node_id()
         options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
     return StoreActor.options(**options).remote(settings)
+
+
+def check_same_topic(consumer: Consumer, store: ActorHandle, conf: dict[str, Any], settings: Settings,
+                     ledger: Mapping[int, int], applied_at: dict[int, int]) -> None:
+    """Refuse a takeover of partitions of an events topic the warehouse's ledger (`ledger`: the highest applied
+    offset per partition) was not written from: another topic, or one deleted and created again, told by its
+    name and id (recorded in the warehouse, through the store actor), and by partitions that end at or before
+    their applied offset (`applied_at`, the partitions taken over; a broker that lost messages)."""
+    topic, (query, insert) = settings.kafka.topic_events, topic_id_sql(settings.warehouse.database)
+
+    def recorded() -> tuple[str, str] | None:
+        rows = ray.get(store.query_rows.remote(query))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def record(name: str, found: str) -> None:
+        ray.get(store.execute.remote(insert, {"topic": name, "id": found, "ms": int(time.time() * 1000)}))
+
+    check_topic_identity(conf, topic, recorded, record, applied=any(last >= 0 for last in ledger.values()))
+    check_applied_within(consumer, conf, topic, applied_at)

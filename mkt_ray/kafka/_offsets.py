@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicCollection, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from mkt_ray.errors import BrokerError
 
@@ -102,3 +104,47 @@ def check_applied_within(consumer: Consumer, conf: dict[str, Any], topic: str, a
             f"topic {topic!r} holds fewer messages than the warehouse has applied ({where}): it was created again "
             "or the broker lost messages. Its messages up to the applied offsets would be skipped; point the "
             "platform at a fresh warehouse.database and raw store for this topic, or at the topic it ran on")
+
+
+_NO_TOPIC_ID = "AAAAAAAAAAAAAAAAAAAAAA"  # the all-zero id: a broker that gives topics no id
+
+
+def topic_id(conf: dict[str, Any], topic: str, timeout: float = 10.0) -> str | None:
+    """The id the broker gave `topic` when it was created (Kafka 2.8+ and Tansu; a topic deleted and created
+    again gets a new one), as text; None where the broker gives topics no id."""
+    admin = AdminClient(conf)
+    try:
+        described = admin.describe_topics(TopicCollection([topic]), request_timeout=timeout)[topic].result()
+    except KafkaException as exc:
+        raise BrokerError(f"cannot describe topic {topic!r}: {exc.args[0] if exc.args else exc}") from exc
+    found = str(described.topic_id) if described.topic_id is not None else None
+    return None if found in (None, _NO_TOPIC_ID) else found
+
+
+def check_topic_identity(conf: dict[str, Any], topic: str, recorded: Callable[[], tuple[str, str] | None],
+                         record: Callable[[str, str], None], applied: bool, timeout: float = 10.0) -> None:
+    """BrokerError where `topic` is not the topic the warehouse's ledger was written from while offsets were
+    `applied`: `recorded()` names that topic and its id (see `topic_id`; "" where the broker gives none), and
+    another name, or the same name with another id (deleted and created again), is refused. Unlike
+    `check_applied_within`, this tells such a topic from the original however many messages it holds. A topic
+    first seen, or seen while nothing was applied, is `record`ed."""
+    current = (topic, topic_id(conf, topic, timeout) or "")
+    before = recorded()
+    if before == current:
+        return
+    if before is not None and applied:
+        (name, before_id), now_id = before, current[1]
+        if name != topic:
+            raise BrokerError(
+                f"the warehouse has applied offsets of topic {name!r}, not of {topic!r}: the messages of {topic!r} up "
+                f"to those offsets would be skipped. {_FRESH_STORES}")
+        if before_id and now_id and before_id != now_id:
+            raise BrokerError(
+                f"topic {topic!r} was deleted and created again (its id is {now_id}; the warehouse has applied "
+                f"offsets of the topic with id {before_id}): its messages up to those offsets would be skipped. "
+                f"{_FRESH_STORES}")
+    record(*current)
+
+
+_FRESH_STORES = ("Point the platform at a fresh warehouse.database and raw store for this topic, or at the topic it "
+                 "ran on")

@@ -13,6 +13,7 @@ ALERTS = "alerts"
 HORIZONS = "window_horizons"
 DELETION_AUDIT = "deletion_audit"
 LATE = "late_events"
+TOPICS = "topics"  # the id of the topic the ledger was written from
 
 KPI_COUNTS = ("events", "impressions", "clicks", "conversions")
 KPI_AMOUNTS = ("cost", "revenue")
@@ -102,9 +103,20 @@ def pipeline_ddl(database: str) -> list[str]:
             tenant_id LowCardinality(String), partition Int32, first_offset Int64, window_start_ms Int64,
             late_events Int64, max_delay_ms Int64, applied_ms Int64
         ) ENGINE = ReplacingMergeTree ORDER BY (tenant_id, partition, first_offset, window_start_ms)""",
+        # the events topic the ledger's offsets belong to, and its id: the newest row (check_topic_identity)
+        f"""CREATE TABLE IF NOT EXISTS {database}.{TOPICS} (
+            topic String, topic_id String, recorded_ms Int64
+        ) ENGINE = ReplacingMergeTree(recorded_ms) ORDER BY (topic, topic_id)""",
     ]
 
 
 def ledger_sql(database: str) -> str:
     """The highest offset applied per partition (the ledger: every KPI insert's rows carry their offset range)."""
     return f"SELECT partition, max(last_offset) FROM {database}.{KPI} GROUP BY partition"
+
+
+def topic_id_sql(database: str) -> tuple[str, str]:
+    """The query of the topic the ledger was written from and its id (the newest record), and the insert of one
+    (parameters `topic`, `id`, `ms`)."""
+    return (f"SELECT topic, topic_id FROM {database}.{TOPICS} ORDER BY recorded_ms DESC LIMIT 1",
+            f"INSERT INTO {database}.{TOPICS} VALUES ({{topic:String}}, {{id:String}}, {{ms:Int64}})")

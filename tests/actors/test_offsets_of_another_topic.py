@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from actors.launcher import Platform
 from mkt_ray.embedded import earlier_runs, set_aside_earlier_run
@@ -116,17 +117,29 @@ def test_a_topic_created_again_is_refused_and_a_plain_restart_is_not(broker, kaf
     settings = settings_for(kafka_settings(bootstrap_servers=broker.bootstrap, consumer_group="g-first", partitions=1))
     said: list[str] = []
     assert _run(settings, [_event(i, base + i, impressions=1) for i in range(40)], said)["acme"]["events"] == 40
-    # the same warehouse on a topic holding 10 messages where 40 were applied: as if the topic had been created again
-    again = settings_for(kafka_settings(bootstrap_servers=broker.bootstrap, consumer_group="g-again", partitions=1))
-    create_topics(settings.kafka.client_config(broker.bootstrap), again.kafka)
-    produce_lines(again.kafka.client_config(broker.bootstrap), again.kafka.topic_events,
-                  [_event(100 + i, base + i, impressions=5) for i in range(10)], lambda _: b"acme")
-    with Platform(again, say=said.append) as platform:
-        with pytest.raises(MktRayError, match=r"holds fewer messages than the warehouse has applied \(partition 0 "
-                                              r"ends at offset 10 but 39 was applied\)"):
-            platform.wait_until_assigned()
-        assert platform.kpi_totals()["acme"]["events"] == 40  # nothing of the other topic counted
+    # the same warehouse on another topic, holding more messages than were applied (offsets alone cannot tell it
+    # from the original; its id does), and on one holding fewer: as if the topic had been created again
+    for held in (45, 10):
+        again = settings_for(kafka_settings(bootstrap_servers=broker.bootstrap, consumer_group=f"g-{held}", partitions=1))
+        create_topics(settings.kafka.client_config(broker.bootstrap), again.kafka)
+        produce_lines(again.kafka.client_config(broker.bootstrap), again.kafka.topic_events,
+                      [_event(100 + i, base + i, impressions=5) for i in range(held)], lambda _: b"acme")
+        with Platform(again, say=said.append) as platform:
+            with pytest.raises(MktRayError, match=f"the warehouse has applied offsets of topic "
+                                                  f"'{settings.kafka.topic_events}', not of '{again.kafka.topic_events}'"):
+                platform.wait_until_assigned()
+            assert platform.kpi_totals()["acme"]["events"] == 40  # nothing of the other topic counted
     # a restart on the topic it ran on takes over at the ledger (the broker's watermark answer may fall short
     # of the end, as Tansu's does for a batch of many messages: then the end is read exactly)
     assert _run(settings, [_event(200 + i, base + i, impressions=2) for i in range(5)], said)["acme"] == {
         "events": 45, "impressions": 50, "clicks": 0, "conversions": 0, "cost": 0.0, "revenue": 0.0}
+    # the topic deleted and created again under its name, with more messages than were applied: told by its id
+    conf, topic = settings.kafka.client_config(broker.bootstrap), settings.kafka.topic_events
+    admin = AdminClient(conf)  # held until the future resolves: a destroyed client fails it
+    admin.delete_topics([topic])[topic].result(timeout=30)
+    create_topics(conf, settings.kafka)
+    produce_lines(conf, topic, [_event(300 + i, base + i, impressions=7) for i in range(60)], lambda _: b"acme")
+    with Platform(settings, say=said.append) as platform:
+        with pytest.raises(MktRayError, match=f"topic '{topic}' was deleted and created again"):
+            platform.wait_until_assigned()
+        assert platform.kpi_totals()["acme"]["events"] == 45

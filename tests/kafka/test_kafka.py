@@ -11,12 +11,14 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from mkt_ray.embedded import free_port
 from mkt_ray.errors import BrokerError
 from mkt_ray.kafka import (
+    check_applied_within,
+    check_topic_identity,
     committed_offsets,
     consume_all,
     consumer_config,
@@ -27,6 +29,7 @@ from mkt_ray.kafka import (
     queue_messages,
     table_messages,
     topic_end_offsets,
+    topic_id,
     topic_names,
 )
 from mkt_ray.settings import KafkaSettings
@@ -199,3 +202,60 @@ def test_table_messages_equal_a_row_by_row_reference() -> None:
     assert [key for key, _ in got] == [b"acme/c1/0/", b"acme/None/60000/ctr_below", b"globex/c/2/-5/"]
     assert got[0][1] == b'{"tenant_id":"acme","campaign_id":"c1","start":0,"ctr":0.1,"events":1,"rule":""}'
     assert table_messages(table.slice(0, 0), ("tenant_id",)) == []
+
+
+def test_a_topic_created_again_has_another_id(kafka_conf: dict[str, Any], new_topic: Callable[..., str]) -> None:
+    name = new_topic(partitions=1)
+    first = topic_id(kafka_conf, name)
+    assert first is not None and first == topic_id(kafka_conf, name)  # Tansu gives topics ids; stable
+    admin = AdminClient(kafka_conf)
+    admin.delete_topics([name])[name].result(timeout=30)
+    admin.create_topics([NewTopic(name, 1, 1, config={"retention.ms": "-1"})])[name].result(timeout=30)
+    assert topic_id(kafka_conf, name) not in (None, first)
+
+
+def test_topic_identity_records_a_topic_and_refuses_another_once_offsets_were_applied(
+        kafka_conf: dict[str, Any], new_topic: Callable[..., str]) -> None:
+    name = new_topic(partitions=1)
+    current, other_id = (name, topic_id(kafka_conf, name)), "AaIoU6+ZdTCGj6x7OG9riA"
+    stored: list[tuple[str, str]] = []
+
+    def check(before: tuple[str, str] | None, applied: bool) -> list[tuple[str, str]]:
+        stored.clear()
+        check_topic_identity(kafka_conf, name, lambda: before, lambda *row: stored.append(row), applied)
+        return list(stored)
+
+    assert check(None, applied=False) == [current]  # first seen: recorded
+    assert check(None, applied=True) == [current]  # a ledger from before topics were recorded: recorded
+    assert check(current, applied=True) == []  # the same topic: nothing to do
+    assert check((name, other_id), applied=False) == [current]  # nothing applied from the other: recorded
+    assert check(("events-old", other_id), applied=False) == [current]
+    assert check((name, ""), applied=True) == [current]  # recorded from a broker without ids: the name matches
+    with pytest.raises(BrokerError) as created_again:
+        check((name, other_id), applied=True)
+    assert str(created_again.value) == (
+        f"topic '{name}' was deleted and created again (its id is {current[1]}; the warehouse has applied offsets "
+        f"of the topic with id {other_id}): its messages up to those offsets would be skipped. Point the platform "
+        "at a fresh warehouse.database and raw store for this topic, or at the topic it ran on")
+    with pytest.raises(BrokerError, match=f"the warehouse has applied offsets of topic 'events-old', not of '{name}': "
+                                          f"the messages of '{name}' up to those offsets would be skipped"):
+        check(("events-old", current[1]), applied=True)
+    assert stored == []  # refused: the record stays
+
+
+def test_applied_offsets_beyond_a_partitions_end_are_refused(
+        kafka_conf: dict[str, Any], new_topic: Callable[..., str]) -> None:
+    """For brokers without topic ids, and brokers that lost messages: where a partition ends decides."""
+    name = new_topic(partitions=2)
+    producer = Producer(kafka_conf)
+    for i in range(10):
+        producer.produce(name, b"m%d" % i, partition=0)
+    producer.flush(30)
+    consumer = Consumer({**kafka_conf, "group.id": f"g-{uuid.uuid4().hex}"})
+    try:
+        check_applied_within(consumer, kafka_conf, name, {0: 9, 1: -1})  # the last message applied: fine
+        with pytest.raises(BrokerError, match=r"holds fewer messages than the warehouse has applied \(partition 0 "
+                                              r"ends at offset 10 but 10 was applied\)"):
+            check_applied_within(consumer, kafka_conf, name, {0: 10, 1: -1})
+    finally:
+        consumer.close()
