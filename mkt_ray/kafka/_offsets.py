@@ -85,6 +85,9 @@ def committed_offsets(conf: dict[str, Any], group: str, topic: str, timeout: flo
     return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
 
 
+_FRESH_STORES = "point the platform at a fresh warehouse.database and raw store for this topic, or at the topic it ran on"
+
+
 def check_applied_within(consumer: Consumer, conf: dict[str, Any], topic: str, applied: dict[int, int],
                          timeout: float = 10.0) -> None:
     """BrokerError where a partition of `topic` ends at or before the offset the warehouse says was applied
@@ -102,8 +105,7 @@ def check_applied_within(consumer: Consumer, conf: dict[str, Any], topic: str, a
         where = ", ".join(f"partition {p} ends at offset {end} but {claimed[p]} was applied" for p, end in behind.items())
         raise BrokerError(
             f"topic {topic!r} holds fewer messages than the warehouse has applied ({where}): it was created again "
-            "or the broker lost messages. Its messages up to the applied offsets would be skipped; point the "
-            "platform at a fresh warehouse.database and raw store for this topic, or at the topic it ran on")
+            f"or the broker lost messages. Its messages up to the applied offsets would be skipped; {_FRESH_STORES}")
 
 
 _NO_TOPIC_ID = "AAAAAAAAAAAAAAAAAAAAAA"  # the all-zero id: a broker that gives topics no id
@@ -137,14 +139,11 @@ def check_topic_identity(conf: dict[str, Any], topic: str, recorded: Callable[[]
         if name != topic:
             raise BrokerError(
                 f"the warehouse has applied offsets of topic {name!r}, not of {topic!r}: the messages of {topic!r} up "
-                f"to those offsets would be skipped. {_FRESH_STORES}")
+                f"to those offsets would be skipped; {_FRESH_STORES}")
         if before_id and now_id and before_id != now_id:
             raise BrokerError(
                 f"topic {topic!r} was deleted and created again (its id is {now_id}; the warehouse has applied "
-                f"offsets of the topic with id {before_id}): its messages up to those offsets would be skipped. "
+                f"offsets of the topic with id {before_id}): its messages up to those offsets would be skipped; "
                 f"{_FRESH_STORES}")
     record(*current)
 
-
-_FRESH_STORES = ("Point the platform at a fresh warehouse.database and raw store for this topic, or at the topic it "
-                 "ran on")

@@ -13,7 +13,7 @@ ALERTS = "alerts"
 HORIZONS = "window_horizons"
 DELETION_AUDIT = "deletion_audit"
 LATE = "late_events"
-TOPICS = "topics"  # the id of the topic the ledger was written from
+TOPICS = "topics"  # the topic the ledger was written from, by name and id
 
 KPI_COUNTS = ("events", "impressions", "clicks", "conversions")
 KPI_AMOUNTS = ("cost", "revenue")

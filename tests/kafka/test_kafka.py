@@ -235,7 +235,7 @@ def test_topic_identity_records_a_topic_and_refuses_another_once_offsets_were_ap
         check((name, other_id), applied=True)
     assert str(created_again.value) == (
         f"topic '{name}' was deleted and created again (its id is {current[1]}; the warehouse has applied offsets "
-        f"of the topic with id {other_id}): its messages up to those offsets would be skipped. Point the platform "
+        f"of the topic with id {other_id}): its messages up to those offsets would be skipped; point the platform "
         "at a fresh warehouse.database and raw store for this topic, or at the topic it ran on")
     with pytest.raises(BrokerError, match=f"the warehouse has applied offsets of topic 'events-old', not of '{name}': "
                                           f"the messages of '{name}' up to those offsets would be skipped"):
