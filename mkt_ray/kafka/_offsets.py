@@ -146,4 +146,3 @@ def check_topic_identity(conf: dict[str, Any], topic: str, recorded: Callable[[]
                 f"offsets of the topic with id {before_id}): its messages up to those offsets would be skipped; "
                 f"{_FRESH_STORES}")
     record(*current)
-
