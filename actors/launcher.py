@@ -22,7 +22,14 @@ from actors.deletion import start_deletion_actor
 from actors.ingest import IngestActor
 from actors.shard import shard_names, start_shards
 from actors.store import start_store_actor
-from mkt_ray.embedded import EmbeddedBroker, Reaper, earlier_runs, free_port, set_aside_earlier_run
+from mkt_ray.embedded import (
+    DataDirLock,
+    EmbeddedBroker,
+    Reaper,
+    earlier_runs,
+    free_port,
+    set_aside_earlier_run,
+)
 from mkt_ray.errors import MktRayError
 from mkt_ray.kafka import create_topics
 from mkt_ray.observability import merged_percentiles
@@ -74,6 +81,7 @@ class Platform:
         self._direct_ingress = False
         self._saved_env: dict[str, str | None] = {}  # variables `_start_ray` changed, restored by `stop`
         self._reaper = Reaper()
+        self._lock = DataDirLock(settings.data_dir)  # one platform at a time per data folder
         self._suffix = uuid.uuid4().hex[:8]
 
     def __enter__(self) -> Platform:
@@ -95,7 +103,7 @@ class Platform:
         return self.settings.kafka.client_config(self.bootstrap)
 
     def start(self) -> Platform:
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()  # before anything is started or moved
         self._reaper.start()  # ends what we start here if this process is killed outright
         if self.bootstrap is None:
             self._set_aside_earlier_run()
@@ -244,6 +252,7 @@ class Platform:
             self.broker.stop()
             self.broker = None
         self._reaper.stop()
+        self._lock.release()
 
     def stats(self) -> dict[str, Any]:
         """Counters summed over ingest actors; raises if a member's loop died."""

@@ -2,8 +2,9 @@
 
 from mkt_ray.embedded._broker import EmbeddedBroker, free_port
 from mkt_ray.embedded._certs import CertificatePair, self_signed_certificate
+from mkt_ray.embedded._data_dir import DataDirLock
 from mkt_ray.embedded._earlier_run import earlier_runs, set_aside_earlier_run
 from mkt_ray.embedded._reaper import Reaper, descendants
 
-__all__ = ["CertificatePair", "EmbeddedBroker", "Reaper", "descendants", "earlier_runs", "free_port",
+__all__ = ["CertificatePair", "DataDirLock", "EmbeddedBroker", "Reaper", "descendants", "earlier_runs", "free_port",
            "self_signed_certificate", "set_aside_earlier_run"]
