@@ -14,7 +14,6 @@ properties), still filtered by partition.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from functools import partial
 
 import numpy as np
@@ -27,7 +26,8 @@ from ray.data.datasource import Datasource, ReadTask
 
 from mkt_ray.contract import USER_LEVEL_TYPES
 from mkt_ray.errors import InputError
-from mkt_ray.rawstore import raw_dataset, raw_partitioning
+from mkt_ray.rawstore import raw_dataset, raw_filesystem, raw_partitioning
+from training._jobs import parse_day
 
 # Ray Data's default (at least 200 read blocks) costs seconds of task overhead on a small cluster, and the
 # journeys need the tenant's rows in one place anyway; a few blocks still read files in parallel.
@@ -45,22 +45,16 @@ class InputRange:
     dates: tuple[str, ...]
 
 
-def parse_day(text: str | None, flag: str) -> str | None:
-    """A YYYY-MM-DD date (validated), or None."""
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text).isoformat()
-    except ValueError:
-        raise InputError(f"{flag} {text!r} is not a date; use YYYY-MM-DD, e.g. 2026-11-27") from None
+def _iso_day(text: str | None, flag: str) -> str | None:
+    return parse_day(text, flag).isoformat() if text is not None else None
 
 
 def locate_input(uri: str, tenant: str, since: str | None, until: str | None) -> InputRange:
     """Check the store, tenant and dates; the dates that will be read. Clear errors otherwise."""
-    since, until = parse_day(since, "--since"), parse_day(until, "--until")
+    since, until = _iso_day(since, "--since"), _iso_day(until, "--until")
     if since and until and since > until:
         raise InputError(f"--since {since} is after --until {until}")
-    filesystem, root = _filesystem(uri)
+    filesystem, root = raw_filesystem(uri)
     tenants = _partition_values(filesystem, root, "tenant_id")
     if tenants is None:
         raise InputError(f"raw store {uri} does not exist or is not a folder")
@@ -87,7 +81,7 @@ class RawPartitions(Datasource):
     """The Parquet files of the chosen partitions, split among read tasks that scan them with pyarrow."""
 
     def __init__(self, found: InputRange, columns: list[str] | None) -> None:
-        self._filesystem, self._root = _filesystem(found.uri)
+        self._filesystem, self._root = raw_filesystem(found.uri)
         tenant_dir = f"{self._root}/tenant_id={found.tenant}"
         dataset = pads.dataset(tenant_dir, filesystem=self._filesystem, format="parquet", partitioning=raw_partitioning(),
                                partition_base_dir=self._root)
@@ -125,13 +119,6 @@ def _partition_filter(found: InputRange) -> pads.Expression:
 def read_table(found: InputRange, key: bytes | None = None, columns: list[str] | None = None) -> pa.Table:
     """The same rows as `read_input`, read in this process with pyarrow (no Ray)."""
     return raw_dataset(found.uri, key).to_table(columns=columns, filter=_partition_filter(found))
-
-
-def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in uri:
-        filesystem, root = pafs.FileSystem.from_uri(uri)
-        return filesystem, root.rstrip("/")
-    return pafs.LocalFileSystem(), str(uri).rstrip("/")
 
 
 def _partition_values(filesystem: pafs.FileSystem, folder: str, key: str) -> set[str] | None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from mkt_ray.errors import InputError
+from mkt_ray.errors import InputError, MktRayError
 from mkt_ray.pipeline import pipeline_ddl
 from mkt_ray.settings import Settings, load_settings
 from mkt_ray.warehouse import Warehouse, ensure_schema, open_warehouse
@@ -28,11 +28,21 @@ def say(message: str) -> None:
     print(f"mkt-ray: {message}", file=sys.stderr, flush=True)
 
 
+def run_job(body: Callable[[], int]) -> int:
+    """A job's exit status: `body`'s, or 2 with the error said on stderr where mkt-ray refuses something
+    (a bad argument, a warehouse held by a running platform, a missing store): no traceback for those."""
+    try:
+        return body()
+    except MktRayError as exc:
+        say(f"error: {exc}")
+        return 2
+
+
 def parse_day(text: str, flag: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise InputError(f"{flag} {text!r}: expected a date as YYYY-MM-DD") from None
+        raise InputError(f"{flag} {text!r} is not a date; use YYYY-MM-DD, e.g. 2026-11-27") from None
 
 
 def day_ms(day: date) -> int:

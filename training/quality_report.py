@@ -27,12 +27,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from mkt_ray.errors import MktRayError
 from mkt_ray.pipeline import KPI, LATE, QUARANTINE
 from mkt_ray.pipeline._tables import KPI_AMOUNTS, KPI_COUNTS, SIGNALS
 from mkt_ray.settings import Settings
 from mkt_ray.warehouse import Warehouse, ensure_schema
-from training._jobs import DAY_MS, day_ms, job_settings, job_warehouse, parse_day, say, yesterday
+from training._jobs import DAY_MS, day_ms, job_settings, job_warehouse, parse_day, run_job, say, yesterday
 
 REPORTS = "quality_reports"
 _EXAMPLES = 20
@@ -174,21 +173,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="folder for the JSON and HTML files (default <data_dir>/quality)")
     parser.add_argument("--config", type=Path, help="settings YAML (else MKT_ environment and defaults)")
     args = parser.parse_args(argv)
+    return run_job(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     day = parse_day(args.date, "--date")
     settings = job_settings(args.config, [args.tenant] if args.tenant else [])
     warehouse = job_warehouse(settings)
     try:
         out = args.out or settings.data_dir / "quality"
         report = write_report(warehouse, settings.warehouse.database, day, out, args.tenant)
-    except MktRayError as exc:
-        say(f"error: {exc}")
-        return 2
     finally:
         warehouse.close()
     say(f"quality report {day}: {len(report)} tenant(s); {out}/quality-{day}.json and .html")
     print(json.dumps({"date": day.isoformat(), "tenants": report}, sort_keys=True), flush=True)
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

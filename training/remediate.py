@@ -26,12 +26,12 @@ from typing import Any
 import pyarrow as pa
 
 from mkt_ray.contract import Limits, Reason, classify
-from mkt_ray.errors import InputError, MktRayError
+from mkt_ray.errors import InputError
 from mkt_ray.kafka import produce_lines
 from mkt_ray.pipeline import QUARANTINE, tenant_key
 from mkt_ray.settings import Settings
 from mkt_ray.warehouse import Warehouse, ensure_schema
-from training._jobs import job_settings, job_warehouse, print_json, say
+from training._jobs import job_settings, job_warehouse, print_json, run_job, say
 
 REMEDIATIONS = "remediations"
 MARK_SCHEMA = pa.schema([("partition", pa.int32()), ("offset", pa.int64()), ("tenant_id", pa.string()),
@@ -82,22 +82,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reason", required=True, help="quarantine reason code, e.g. future_timestamp")
     parser.add_argument("--config", type=Path, help="settings YAML (else MKT_ environment and defaults)")
     args = parser.parse_args(argv)
+    return run_job(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     settings = job_settings(args.config, [])
     if not settings.kafka.bootstrap_servers:
-        say("error: kafka.bootstrap_servers is not set (MKT_KAFKA__BOOTSTRAP_SERVERS): where to re-inject?")
-        return 2
+        raise InputError("kafka.bootstrap_servers is not set (MKT_KAFKA__BOOTSTRAP_SERVERS): where to re-inject?")
     warehouse = job_warehouse(settings)
     try:
         summary = remediate(settings, warehouse, settings.kafka.client_config(), args.tenant, args.reason)
-    except MktRayError as exc:
-        say(f"error: {exc}")
-        return 2
     finally:
         warehouse.close()
     say(f"re-injected {summary['reinjected']} of {summary['examined']} quarantined {args.reason} message(s) of {args.tenant}")
     print_json(summary)
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mkt_ray.contract import IDENTITY_FIELDS, EventColumns
-from mkt_ray.errors import MktRayError
+from mkt_ray.errors import InputError, MktRayError
 from mkt_ray.pipeline import (
     ATTRIBUTION,
     KPI,
@@ -46,11 +46,11 @@ from mkt_ray.pipeline import (
     kpi_window_rows,
 )
 from mkt_ray.pipeline._tables import KPI_AMOUNTS, KPI_COUNTS
-from mkt_ray.rawstore import forgotten_rows, load_tombstones, raw_key, read_events
+from mkt_ray.rawstore import forgotten_rows, load_tombstones, raw_key, raw_store_exists, read_events
 from mkt_ray.registry import PromotedModels
 from mkt_ray.settings import Settings, TenantConfig
 from mkt_ray.warehouse import Warehouse
-from training._jobs import DAY_MS, day_ms, job_settings, job_warehouse, parse_day, print_json, say
+from training._jobs import DAY_MS, day_ms, job_settings, job_warehouse, parse_day, print_json, run_job, say
 
 HOUR_MS = 3_600_000
 _METRICS = (*KPI_COUNTS, *KPI_AMOUNTS)
@@ -155,19 +155,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--until", help="last UTC day, YYYY-MM-DD (default: --since)")
     parser.add_argument("--config", type=Path, help="settings YAML (else MKT_ environment and defaults)")
     args = parser.parse_args(argv)
+    return run_job(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     since = parse_day(args.since, "--since")
     until = parse_day(args.until, "--until") if args.until else since
+    if not raw_store_exists(args.input):
+        raise InputError(f"raw store {args.input} does not exist or is not a folder")
     settings = job_settings(args.config, [args.tenant])
     warehouse = job_warehouse(settings)
     try:
         print_json(replay(settings, warehouse, args.input, args.tenant, since, until))
-    except MktRayError as exc:
-        say(f"error: {exc}")
-        return 2
     finally:
         warehouse.close()
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

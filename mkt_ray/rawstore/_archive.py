@@ -48,12 +48,24 @@ def raw_partitioning() -> ds.Partitioning:
         pa.schema([("tenant_id", pa.string()), ("date", pa.string()), ("event_type", pa.string())]), flavor="hive")
 
 
-def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+def raw_filesystem(uri: str, create: bool = False) -> tuple[pafs.FileSystem, str]:
+    """The filesystem and root folder (no trailing slash) of a raw store URI: a local folder, which
+    `create` makes where it is missing (writers only: a reader must not leave a folder behind a typo),
+    or an `s3://` (any pyarrow.fs) URI."""
     if "://" in uri:
-        return pafs.FileSystem.from_uri(uri)
-    local = pafs.LocalFileSystem()
-    local.create_dir(uri, recursive=True)
-    return local, uri
+        filesystem, root = pafs.FileSystem.from_uri(uri)
+    else:
+        filesystem, root = pafs.LocalFileSystem(), str(uri)
+        if create:
+            filesystem.create_dir(root, recursive=True)
+    return filesystem, root.rstrip("/") or "/"
+
+
+def raw_store_exists(uri: str) -> bool:
+    """Whether the store's root folder is there (an object store's prefix always is: an empty one lists
+    nothing)."""
+    filesystem, root = raw_filesystem(uri)
+    return "://" in uri or filesystem.get_file_info(root).type == pafs.FileType.Directory
 
 
 def archive_events(events: EventColumns, uri: str, batch_name: str, key: bytes | None = None) -> int:
@@ -98,8 +110,7 @@ def archive_partitions(
     sorted_groups = group[order]
     starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]]).tolist()
     body = table.drop_columns(["tenant_id", "event_type"]).take(order)
-    filesystem, root = _filesystem(uri)
-    root = root.rstrip("/")
+    filesystem, root = raw_filesystem(uri, create=True)
     files: dict[str, pa.Table] = {}
     folders: dict[str, None] = {}
     for start, stop in zip(starts, [*starts[1:], len(order)], strict=True):
@@ -157,7 +168,7 @@ def slice_name(partition: int, first: int, last: int) -> str:
 
 def remove_after(uri: str, partition: int, offset: int) -> int:
     """Delete the files of `partition` whose slice starts after `offset` (left by an unfinished batch)."""
-    filesystem, root = _filesystem(uri)
+    filesystem, root = raw_filesystem(uri)
     prefix = f"p{partition}-"
     removed = 0
     for info in filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True)):
@@ -179,15 +190,31 @@ def read_raw(uri: str, tenant_id: str | None = None, key: bytes | None = None) -
 
 
 def raw_dataset(uri: str, key: bytes | None = None) -> ds.Dataset:
-    """The raw store as a lazy dataset (filter by `tenant_id`, `date`, `event_type` before reading)."""
+    """The raw store as a lazy dataset (filter by `tenant_id`, `date`, `event_type` before reading).
+
+    A store with no events yet (a missing folder, or one holding only checkpoints and tombstones) reads
+    as an empty dataset with every raw column, so filters and column choices work on it as on any other.
+    """
     import pyarrow.dataset as ds
 
-    filesystem, root = _filesystem(uri)
+    filesystem, root = raw_filesystem(uri)
+    if not raw_store_exists(uri):
+        return _empty_dataset()
     parquet = read_format(key) if key is not None else "parquet"
     try:
-        return ds.dataset(root, filesystem=filesystem, format=parquet, partitioning=raw_partitioning())
+        dataset = ds.dataset(root, filesystem=filesystem, format=parquet, partitioning=raw_partitioning())
     except OSError as exc:
         if key is None and "encrypt" in str(exc).lower():
             raise RawKeyError(f"raw store {uri} is encrypted: configure raw_store.encryption_key "
                               "(or encryption_key_file) to read it") from exc
         raise
+    return dataset if dataset.files else _empty_dataset()
+
+
+def _empty_dataset() -> ds.Dataset:
+    """No rows, the columns of an archived file plus the partition columns, as a store's dataset has."""
+    import pyarrow.dataset as ds
+
+    body = EventColumns.empty().to_arrow().drop_columns(["tenant_id", "event_type"])
+    schema = pa.schema([*body.schema, *raw_partitioning().schema])
+    return ds.dataset(schema.empty_table())

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from mkt_ray.contract import IDENTITY_FIELDS, group_column
-from mkt_ray.rawstore._archive import _filesystem, raw_dataset, write_parquet
+from mkt_ray.rawstore._archive import raw_dataset, raw_filesystem, write_parquet
 from mkt_ray.rawstore._encryption import read_format
 
 TOMBSTONES_FOLDER = "_tombstones"  # under the raw store root
@@ -56,7 +56,7 @@ def nodes_by_field(nodes: Iterable[str]) -> dict[str, set[str]]:
 
 def save_tombstones(uri: str, tenant: str, hashes: Iterable[str]) -> int:
     """Add identity hashes to the tenant's tombstones (write then rename); returns how many it holds."""
-    filesystem, root = _filesystem(uri)
+    filesystem, root = raw_filesystem(uri)
     folder = f"{root.rstrip('/')}/{TOMBSTONES_FOLDER}"
     filesystem.create_dir(folder, recursive=True)
     held = sorted(load_tombstones(uri).get(tenant, frozenset()) | set(hashes))
@@ -69,7 +69,7 @@ def save_tombstones(uri: str, tenant: str, hashes: Iterable[str]) -> int:
 
 def load_tombstones(uri: str) -> dict[str, frozenset[str]]:
     """Every tenant's tombstoned identity hashes."""
-    filesystem, root = _filesystem(uri)
+    filesystem, root = raw_filesystem(uri)
     folder = f"{root.rstrip('/')}/{TOMBSTONES_FOLDER}"
     out: dict[str, frozenset[str]] = {}
     for info in filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True)):
@@ -175,7 +175,7 @@ def forget_raw_rows(uri: str, tenant: str, nodes: Iterable[str], key: bytes | No
 
     A file left with no row is deleted. `key` as for `archive_events` (an encrypted store stays encrypted).
     """
-    filesystem, root = _filesystem(uri)
+    filesystem, root = raw_filesystem(uri)
     import pyarrow.dataset as ds  # imported here: pyarrow.dataset imports pandas (see raw_partitioning)
 
     wanted = nodes_by_field(nodes)
@@ -224,11 +224,7 @@ def linked_nodes(uri: str, tenant: str, nodes: Iterable[str], key: bytes | None 
     """
     import pyarrow.dataset as ds  # imported here: pyarrow.dataset imports pandas (see raw_partitioning)
 
-    try:
-        dataset = raw_dataset(uri, key)
-    except FileNotFoundError:
-        return set(nodes)
-    table = dataset.to_table(columns=list(IDENTITY_FIELDS), filter=ds.field("tenant_id") == tenant)
+    table = raw_dataset(uri, key).to_table(columns=list(IDENTITY_FIELDS), filter=ds.field("tenant_id") == tenant)
     known, frontier = set(nodes), set(nodes)
     while frontier and table.num_rows:
         hit = _rows_of(table, nodes_by_field(frontier))
