@@ -19,7 +19,8 @@ from mkt_ray.settings import RawStoreSettings, load_settings
 
 
 def read_messages(path: Path) -> list[bytes]:
-    """Every line of the file as one message (the newline removed; a final empty line is not a message)."""
+    """Every line of the file as one message (the newline removed; a final empty line is not a message);
+    an empty file is refused."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -27,6 +28,8 @@ def read_messages(path: Path) -> list[bytes]:
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
+    if not lines:
+        raise InputError(f"{path} is empty: nothing to produce (one event a line; `mkt-ray generate` writes such files)")
     return lines
 
 

@@ -41,3 +41,21 @@ def test_usable_arguments_parse(argv) -> None:
 
     args = _parser().parse_args(argv)
     assert args.tenants in (["acme", "globex-2", "b_3"], ["acme"])
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "cannot read {path}: No such file or directory"),
+    (b"", "{path} is empty: nothing to produce"),
+    (b"\n", None),  # one empty message: the pipeline quarantines it, so the demo runs
+])
+def test_demo_input_that_holds_no_messages_is_refused_before_anything_starts(tmp_path, capsys, content, message) -> None:
+    from mkt_ray.cli._demo import read_messages
+
+    path = tmp_path / "events.jsonl"
+    if content is not None:
+        path.write_bytes(content)
+    if message is None:
+        assert read_messages(path) == [b""]
+        return
+    assert main(["demo", "--input", str(path), "--tenants", "acme"]) == 2
+    assert f"mkt-ray: error: {message.format(path=path)}" in capsys.readouterr().err
