@@ -29,6 +29,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from mkt_ray._config_errors import describe_validation, yaml_file_problem
 from mkt_ray.contract._schema import TENANT_ID_PATTERN, is_valid_tenant_id
 from mkt_ray.errors import ConfigError
 
@@ -360,11 +361,14 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
     path = Path(config_file) if config_file else None
     if path is not None and not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
+    problem = yaml_file_problem(path) if path is not None else None
+    if problem is not None:
+        raise ConfigError(problem)
     token = _CONFIG_FILE.set(path)
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        where = f" (config file {path})" if path else ""
-        raise ConfigError(f"invalid settings{where}:\n{exc}") from exc
+        where = f" (config file {path}, MKT_ environment)" if path else " (MKT_ environment)"
+        raise ConfigError(f"invalid settings{where}:\n{describe_validation(exc, Settings)}") from exc
     finally:
         _CONFIG_FILE.reset(token)

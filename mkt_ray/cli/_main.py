@@ -41,10 +41,14 @@ def _number(kind: type, least: float, inclusive: bool = True) -> Callable[[str],
     return parse
 
 
+_CONFIG_HELP = "YAML settings file (MKT_* environment variables override it)"
+_VERBOSE_HELP = "log debug output to stderr"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mkt-ray", description="Real-time marketing measurement on Ray.")
-    parser.add_argument("--config", type=Path, help="YAML settings file (MKT_* environment variables override it)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output to stderr")
+    parser.add_argument("--config", type=Path, help=_CONFIG_HELP)
+    parser.add_argument("-v", "--verbose", action="store_true", help=_VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("schema", help="print the JSON Schema of event contract v1")
@@ -93,7 +97,19 @@ def _parser() -> argparse.ArgumentParser:
     from mkt_ray.cli._models import add_models_parser
 
     add_models_parser(commands)
+    _global_options_anywhere(parser)
     return parser
+
+
+def _global_options_anywhere(parser: argparse.ArgumentParser) -> None:
+    """`--config` and `-v` after the command too (`mkt-ray demo ... --config prod.yaml`), on every sub-command:
+    there they have no default, so one given before the command stands unless one after it replaces it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                sub.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=_CONFIG_HELP)
+                sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=_VERBOSE_HELP)
+                _global_options_anywhere(sub)
 
 
 def _raise_system_exit(signum: int, _frame: object) -> None:

@@ -59,3 +59,18 @@ def test_demo_input_that_holds_no_messages_is_refused_before_anything_starts(tmp
         return
     assert main(["demo", "--input", str(path), "--tenants", "acme"]) == 2
     assert f"mkt-ray: error: {message.format(path=path)}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "config", "verbose"), [
+    (["--config", "a.yaml", "token", "acme", "admin"], "a.yaml", False),
+    (["token", "acme", "admin", "--config", "b.yaml", "-v"], "b.yaml", True),
+    (["-v", "--config", "a.yaml", "models", "list", "--config", "b.yaml"], "b.yaml", True),  # the later one stands
+    (["demo", "--input", "x.jsonl", "--tenants", "acme"], None, False),
+])
+def test_config_and_verbose_are_taken_before_or_after_the_command(argv, config, verbose) -> None:
+    from pathlib import Path
+
+    from mkt_ray.cli._main import _parser
+
+    args = _parser().parse_args(argv)
+    assert args.config == (Path(config) if config else None) and args.verbose is verbose

@@ -80,3 +80,31 @@ def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_with_tenants_registers_defaults_and_keeps_options() -> None:
     s = load_settings(tenants={"acme": {"consent_required": True}}).with_tenants(["acme", "globex"])
     assert s.tenants["acme"].consent_required is True and s.tenants["globex"] == TenantConfig()
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("pipeline:\n  shardz: 3\n", "invalid settings (config file {path}, MKT_ environment):\n"
+                                  "  pipeline.shardz: unknown setting; did you mean shards?"),
+    ("tenants:\n  acme:\n    consent_requird: true\n", "  tenants.acme.consent_requird: unknown setting; did you mean consent_required?"),
+    ("pipeline:\n  zzz: 1\n", "  pipeline.zzz: unknown setting; known here: "),
+    ("pipeline:\n  shards: many\n", "  pipeline.shards: Input should be a valid integer, unable to parse string as an integer (got 'many')"),
+    ("pipeline:\n  shards: 0\n", "  pipeline.shards: Input should be greater than or equal to 1 (got 0)"),
+    ("pipeline: [\n", "config file {path} is not valid YAML at line 2, column 1: expected the node content"),
+    ("- a\n- b\n", "config file {path} must be a mapping of settings (e.g. `pipeline: {{shards: 4}}`), not a YAML list"),
+])
+def test_a_settings_file_that_cannot_work_says_what_to_fix_in_one_line(tmp_path: Path, text: str, said: str) -> None:
+    path = tmp_path / "settings.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path)
+    assert said.format(path=path) in str(refused.value)
+    assert "pydantic.dev" not in str(refused.value)
+
+
+def test_a_bad_secret_is_named_but_never_shown(tmp_path: Path) -> None:
+    path = tmp_path / "settings.yaml"
+    path.write_text("warehouse:\n  password: [hunter2]\n")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path)
+    assert "  warehouse.password: Input should be a valid string" in str(refused.value)
+    assert "hunter2" not in str(refused.value)
