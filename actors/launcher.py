@@ -255,7 +255,13 @@ class Platform:
         self._lock.release()
 
     def stats(self) -> dict[str, Any]:
-        """Counters summed over ingest actors; raises if a member's loop died."""
+        """Counters summed over ingest actors; raises if a member's loop died, or the embedded broker."""
+        ended = self.broker.exited() if self.broker is not None else None
+        if ended is not None:
+            raise MktRayError(
+                f"the embedded broker (pid {self.broker.pid}) {ended}\nIts topics lived in its memory: messages "
+                "not yet applied are gone; everything applied is in the warehouse and raw Parquet. Start again to "
+                f"go on (this run's warehouse and raw Parquet then move to {self.settings.data_dir / 'previous'})")
         parts = ray.get([a.stats.remote() for a in self.ingest])
         errors = [f"member {p['member']}: {p['error']}" for p in parts if p["error"]]
         if errors:

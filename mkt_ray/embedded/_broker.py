@@ -119,6 +119,19 @@ class EmbeddedBroker:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    def exited(self) -> str | None:
+        """How the started broker ended (`exited with code -9 (SIGKILL)`, with its log's last lines where it
+        kept one), or None while it runs or when it was never started or was stopped."""
+        if self._proc is None or self._proc.poll() is None:
+            return None
+        code = self._proc.returncode
+        by = signal.Signals(-code) if code < 0 and -code in signal.valid_signals() else None
+        how = f" ({by.name})" if by is not None else ""
+        # killed from outside, its log says nothing about why; a crash of its own may
+        killed = by in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
+        tail = self._log_tail() if self.log_path is not None and not killed else ""
+        return f"exited with code {code}{how}{tail}"
+
     def start(self, timeout: float = 30.0) -> EmbeddedBroker:
         """Start the broker and wait until it answers a Metadata request; BrokerError if it does not."""
         if self.running:

@@ -122,3 +122,30 @@ def test_broker_stopped_at_interpreter_exit() -> None:
     finally:
         if is_alive(broker_pid):
             os.kill(broker_pid, signal.SIGKILL)
+
+
+def test_a_broker_that_ends_under_the_platform_stops_it_with_the_reason(tmp_path: Path) -> None:
+    """Killed outright (the kernel's OOM killer, a stray `kill -9`), the in-memory broker takes its topics with
+    it: the platform's next status check says so and how to go on, instead of reporting stale counts forever."""
+    from actors.launcher import Platform
+    from mkt_ray.errors import MktRayError
+    from mkt_ray.settings import load_settings
+
+    broker = EmbeddedBroker(log_path=tmp_path / "broker.log").start()
+    assert broker.exited() is None
+    platform = Platform(load_settings(None, data_dir=tmp_path))
+    platform.broker = broker  # as `Platform.start` keeps the broker it started
+    try:
+        os.kill(broker.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10  # the leader shows as a zombie before its threads are gone
+        while broker.exited() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert broker.exited() == "exited with code -9 (SIGKILL)"  # no log tail: a kill from outside leaves no reason there
+        with pytest.raises(MktRayError) as stopped:
+            platform.stats()
+        assert str(stopped.value).startswith(f"the embedded broker (pid {broker.pid}) exited with code -9 (SIGKILL)\n")
+        assert "messages not yet applied are gone" in str(stopped.value)
+        assert f"move to {tmp_path / 'previous'}" in str(stopped.value)
+    finally:
+        broker.stop()
+    assert broker.exited() is None  # stopped on purpose: nothing to report
