@@ -20,16 +20,10 @@ import pickle
 import pyarrow.fs as pafs
 
 from mkt_ray.pipeline._attribution import PartitionState
-from mkt_ray.rawstore import RawKeyError, is_sealed, seal, unseal
+from mkt_ray.rawstore import RawKeyError, is_sealed, raw_filesystem, seal, unseal
 
 log = logging.getLogger("mkt_ray.checkpoint")
 _KEEP = 3  # older checkpoints are removed once a newer one is written
-
-
-def _fs(uri: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in uri:
-        return pafs.FileSystem.from_uri(uri)
-    return pafs.LocalFileSystem(), uri
 
 
 def _folder(root: str, partition: int) -> str:
@@ -50,7 +44,7 @@ def save_checkpoint(uri: str, partition: int, offset: int, state: PartitionState
     """Durably record `state` as of `offset` (the last offset it includes), sealed under `key` if given;
     keeps the newest `keep` (1 after a right-to-be-forgotten request: older states still hold the
     forgotten person)."""
-    fs, root = _fs(uri)
+    fs, root = raw_filesystem(uri)
     folder = _folder(root, partition)
     fs.create_dir(folder, recursive=True)
     temp, final = f"{folder}/.{offset:020d}.tmp", f"{folder}/{offset:020d}.pkl"
@@ -66,7 +60,7 @@ def drop_checkpoints_after(uri: str, partition: int, offset: int) -> int:
     """Delete the checkpoints newer than `offset` (the partition's ledger at takeover): a member saves a
     batch's state before the batch is written, so one that stopped in between leaves a state the ledger
     never reached. Left there, it would outrank (and, with keep=1, outlive) the checkpoints written later."""
-    fs, root = _fs(uri)
+    fs, root = raw_filesystem(uri)
     folder = _folder(root, partition)
     stale = [o for o in _offsets(fs, folder) if o > offset]
     for old in stale:
@@ -81,7 +75,7 @@ def load_checkpoint(uri: str, partition: int, at_most: int, key: bytes | None = 
     RawKeyError, unless `read_plain` and the partition has no sealed checkpoint (all were written before
     encryption was turned on): then every checkpoint of the partition is sealed in place, so the setting
     matters for one restart only."""
-    fs, root = _fs(uri)
+    fs, root = raw_filesystem(uri)
     folder = _folder(root, partition)
     usable = [o for o in _offsets(fs, folder) if o <= at_most]
     if not usable:
