@@ -87,7 +87,7 @@ def _valid_events(path: Path, tenant: str | None, now_ms: int) -> tuple[list[Eve
     except OSError as exc:
         raise InputError(f"cannot read events file {path}: {exc.strerror or exc}") from exc
     events: list[Event] = []
-    lines, invalid, tenants = 0, Counter(), _AnyTenant()
+    lines, invalid, tenants, seen = 0, Counter(), _AnyTenant(), set()
     for raw in raw_lines:
         raw = raw.rstrip(b"\r")
         if not raw.strip():
@@ -98,8 +98,12 @@ def _valid_events(path: Path, tenant: str | None, now_ms: int) -> tuple[list[Eve
             invalid[reason.code] += 1
             continue
         event = _decode_event(raw)
+        seen.add(event.tenant_id)
         if tenant is None or event.tenant_id == tenant:
             events.append(event)
+    if tenant is not None and tenant not in seen:
+        raise InputError(f"no valid event of tenant {tenant!r} in {path}; tenants with valid events: "
+                         f"{', '.join(sorted(seen)) or 'none'}")
     return events, lines, dict(sorted(invalid.items()))
 
 

@@ -70,6 +70,15 @@ def test_journeys_stitch_identities_and_respect_lookback_order_and_consent(tmp_p
         int((T0 - 5 * DAY).timestamp() * 1000), int((T0 - 2 * DAY).timestamp() * 1000)]
 
 
+def test_a_tenant_with_no_valid_event_in_the_file_is_refused_naming_those_that_have(tmp_path, capsys) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(journey_lines()) + "\n")
+    assert main(["attribute", str(path), "--tenant", "initech", "--as-of", AS_OF.isoformat()]) == 2
+    err = capsys.readouterr().err
+    assert f"mkt-ray: error: no valid event of tenant 'initech' in {path}; tenants with valid events: acme, globex" in err
+    assert read_event_journeys(path, tenant="globex", now_ms=AS_OF_MS).lines == 17  # one of them: read as usual
+
+
 def test_models_over_events_follow_the_contract(tmp_path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join(journey_lines()) + "\n")
