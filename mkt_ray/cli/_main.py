@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", help="print a signed API token for a tenant and role")
     token.add_argument("tenant")
     token.add_argument("role", help="cmo, director, analyst, service or admin")
-    token.add_argument("--ttl", type=int, help="seconds the token is valid (default: api.token_ttl_s)")
+    token.add_argument("--ttl", type=_number(int, 1), help="seconds the token is valid (default: api.token_ttl_s)")
 
     attr = commands.add_parser("attribute", help="channel credits per model over a path file or events JSONL file")
     attr.add_argument("input", type=Path, help="path file (path;conversions;value;nulls) or events .jsonl")

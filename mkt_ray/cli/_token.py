@@ -22,7 +22,7 @@ def run_token(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     try:
         token = issue_token(settings.api.secret.get_secret_value(), args.tenant, args.role,
-                            args.ttl or settings.api.token_ttl_s)
+                            settings.api.token_ttl_s if args.ttl is None else args.ttl)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     print(token)

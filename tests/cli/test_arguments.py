@@ -19,6 +19,7 @@ CASES = [
     (["demo", "--input", "x.jsonl", "--tenants", "bad tenant"], "argument --tenants: tenant ids ['bad tenant'] do not match"),
     (["demo", "--input", "x.jsonl", "--tenants", "acme", "--hold", "-1"], "argument --hold: -1 must be a finite number at least 0"),
     (["demo", "--input", "x.jsonl", "--tenants", "acme", "--timeout", "0"], "argument --timeout: 0 must be a finite number above 0"),
+    (["token", "acme", "admin", "--ttl", "0"], "argument --ttl: 0 must be a finite number at least 1"),
     (["generate", "--events", "10", "--out", "x.jsonl", "--tenants", ",acme,x" + "y" * 63],  # 64 characters
      f"argument --tenants: tenant ids ['{'x' + 'y' * 63}'] do not match"),
 ]
