@@ -30,8 +30,8 @@ from mkt_ray.embedded import (
     free_port,
     set_aside_earlier_run,
 )
-from mkt_ray.errors import MktRayError
-from mkt_ray.kafka import create_topics
+from mkt_ray.errors import BrokerError, MktRayError
+from mkt_ray.kafka import create_topics, topic_offset_bounds
 from mkt_ray.observability import merged_percentiles
 from mkt_ray.pipeline import KPI, QUARANTINE, BatchCounts, ledger_sql, nest_summary, pipeline_ddl, summary_sql
 from mkt_ray.settings import Settings
@@ -309,6 +309,16 @@ class Platform:
                 self.say(f"applied {stats['read']:,} of {expected:,} messages")
                 next_report += progress_every_s
             time.sleep(0.1)
+
+    def backlog(self, timeout_s: float = 2.0) -> int | None:
+        """Messages on the events topic not applied yet: past the ledger, or past the first one the topic still
+        holds; None where the broker does not answer within `timeout_s`."""
+        try:
+            bounds = topic_offset_bounds(self.kafka_conf, self.settings.kafka.topic_events, timeout_s)
+        except BrokerError:
+            return None
+        ledger = self.ledger()
+        return sum(max(0, high - max(low, ledger.get(p, -1) + 1)) for p, (low, high) in bounds.items())
 
     def ledger(self) -> dict[int, int]:
         """The highest applied offset of each partition, from the warehouse (survives any restart)."""

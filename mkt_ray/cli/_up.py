@@ -91,13 +91,15 @@ def _banner(platform: Any, tenants: list[str], args: argparse.Namespace) -> None
 def _status(platform: Any) -> None:
     stats = platform.stats()
     kpis = platform.kpi_totals()
+    backlog = platform.backlog()
     rss = _rss_mb(platform.broker.pid) if platform.broker else None
     per_tenant = "; ".join(f"{t}: {k['impressions']:,} impr, {k['clicks']:,} clicks, {k['conversions']:,} conv, "
                            f"${k['revenue']:,.0f} rev" for t, k in kpis.items())
     _say(
         f"read {stats['read']:,}  valid {stats['valid']:,}  quarantined {stats['quarantined']:,}  "
-        f"duplicate {stats['duplicate']:,}" + _latency(stats) + (f"  broker RSS {rss:.0f} MB" if rss else "")
-        + f"\n    {per_tenant}"
+        f"duplicate {stats['duplicate']:,}" + _latency(stats)
+        + ("  backlog ? (Kafka did not answer)" if backlog is None else f"  backlog {backlog:,}")
+        + (f"  broker RSS {rss:.0f} MB" if rss else "") + f"\n    {per_tenant}"
     )
 
 

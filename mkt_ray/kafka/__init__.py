@@ -9,6 +9,7 @@ from mkt_ray.kafka._offsets import (
     committed_offsets,
     topic_end_offsets,
     topic_id,
+    topic_offset_bounds,
 )
 from mkt_ray.kafka._produce import flush_queued, produce_lines, queue_message, queue_messages, table_messages
 from mkt_ray.kafka._topics import create_topics, topic_configs, topic_names
@@ -30,6 +31,7 @@ __all__ = [
     "table_messages",
     "topic_configs",
     "topic_end_offsets",
+    "topic_offset_bounds",
     "topic_id",
     "topic_names",
 ]

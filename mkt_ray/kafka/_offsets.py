@@ -34,6 +34,12 @@ def _offset_reader(conf: dict[str, Any], group_id: str | None = None) -> Consume
 
 def topic_end_offsets(conf: dict[str, Any], topic: str, timeout: float = 10.0) -> dict[int, int]:
     """The high watermark (offset after the last message) of every partition of `topic`."""
+    return {p: high for p, (_, high) in topic_offset_bounds(conf, topic, timeout).items()}
+
+
+def topic_offset_bounds(conf: dict[str, Any], topic: str, timeout: float = 10.0) -> dict[int, tuple[int, int]]:
+    """(low, high) watermarks of every partition of `topic`: the first offset still held (retention removes
+    older ones) and the offset after the last message."""
     consumer = _offset_reader(conf)
     try:
         parts = _partitions(consumer, topic, timeout)
@@ -41,7 +47,7 @@ def topic_end_offsets(conf: dict[str, Any], topic: str, timeout: float = 10.0) -
         ends = {p: high for p, (low, high) in listed.items() if high <= low}
         probe = [TopicPartition(topic, p, high - 1) for p, (low, high) in listed.items() if high > low]
         ends.update(_fetched_high_watermarks(consumer, topic, probe, timeout))
-        return dict(sorted(ends.items()))
+        return {p: (min(listed[p][0], ends[p]), ends[p]) for p in sorted(ends)}
     except KafkaException as exc:
         raise BrokerError(f"cannot read the end offsets of topic {topic!r}: {exc}") from exc
     finally:

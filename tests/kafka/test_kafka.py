@@ -31,6 +31,7 @@ from mkt_ray.kafka import (
     topic_end_offsets,
     topic_id,
     topic_names,
+    topic_offset_bounds,
 )
 from mkt_ray.settings import KafkaSettings
 
@@ -101,6 +102,7 @@ def test_end_offsets_count_records_not_batches(
     for _ in range(3):
         produce_lines(kafka_conf, topic, (event_line(i) for i in range(1000)), lambda line: None)
     assert topic_end_offsets(kafka_conf, topic) == {0: 3000}
+    assert topic_offset_bounds(kafka_conf, topic) == {0: (0, 3000)}  # nothing removed by retention
 
 
 def test_empty_topic_offsets(kafka_conf: dict[str, Any], new_topic: Callable[..., str]) -> None:
