@@ -8,7 +8,6 @@ whatever ends the block: an exception, Ctrl-C or SIGTERM (the CLI turns SIGTERM 
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import time
 import uuid
@@ -20,6 +19,7 @@ import ray
 
 from actors.deletion import start_deletion_actor
 from actors.ingest import IngestActor
+from actors.preflight import check_port_free, check_ray_reachable
 from actors.shard import shard_names, start_shards
 from actors.store import start_store_actor
 from mkt_ray.embedded import (
@@ -39,18 +39,6 @@ from mkt_ray.settings import Settings
 
 def _say(message: str) -> None:
     print(f"mkt-ray: {message}", file=sys.stderr, flush=True)
-
-
-def check_port_free(host: str, port: int) -> None:
-    """MktRayError, saying what to change, if the API cannot listen on host:port (Serve itself would only
-    report that the deployment failed)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise MktRayError(f"cannot serve the API on {host}:{port} ({exc.strerror}): stop what listens there, "
-                              "or choose another port (serve_port, MKT_SERVE_PORT)") from None
 
 
 def _direct_ingress_env(port: int) -> dict[str, str]:
@@ -195,15 +183,19 @@ class Platform:
             self._saved_env = {name: os.environ.get(name) for name in env}
             os.environ.update(env)
             self._direct_ingress = True
-        context = ray.init(
-            address=self.settings.ray_address,
-            num_cpus=None if self.settings.ray_address else self.settings.ray_num_cpus,
-            include_dashboard=self.dashboard,
-            dashboard_host="127.0.0.1",
-            log_to_driver=False,
-            configure_logging=False,
-            _metrics_export_port=None if self.settings.ray_address else self.settings.observability.metrics_export_port,
-        )
+        address = self.settings.ray_address
+        if address:
+            check_ray_reachable(address)
+            self.say(f"Ray cluster at {address}: connecting ...")
+        try:
+            context = ray.init(
+                address=address, num_cpus=None if address else self.settings.ray_num_cpus,
+                include_dashboard=self.dashboard, dashboard_host="127.0.0.1", log_to_driver=False, configure_logging=False,
+                _metrics_export_port=None if address else self.settings.observability.metrics_export_port,
+            )
+        except ConnectionError as exc:  # something answers there, but not a Ray head's GCS or a Ray Client server
+            raise MktRayError(f"cannot join the Ray cluster at {address} ({exc}): is it a head node's GCS port "
+                              "(6379 by default) or a Ray Client address (ray://host:10001)?") from None
         self._owns_ray = True
         self.dashboard_url = f"http://{context.dashboard_url}" if context.dashboard_url else None
         self.say(f"Ray {ray.__version__} ({'cluster ' + self.settings.ray_address if self.settings.ray_address else 'local'})")

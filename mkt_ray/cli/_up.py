@@ -32,7 +32,8 @@ def _say(message: str) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from actors.launcher import Platform, check_port_free
+    from actors.launcher import Platform
+    from actors.preflight import check_port_free
 
     settings = load_settings(args.config)
     tenants = args.tenants or list(settings.tenants) or DEMO_TENANTS

@@ -1,0 +1,37 @@
+"""Checks before anything slow starts: a Ray address nothing answers at fails in seconds, saying what to change."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from actors.preflight import check_ray_reachable
+from mkt_ray.embedded import free_port
+from mkt_ray.errors import MktRayError
+
+
+@pytest.mark.parametrize("form", ["127.0.0.1:{port}", "ray://127.0.0.1:{port}"])
+def test_a_ray_address_nothing_listens_at_is_refused_at_once(form: str) -> None:
+    address = form.format(port=free_port())
+    started = time.monotonic()
+    with pytest.raises(MktRayError) as refused:
+        check_ray_reachable(address)
+    assert time.monotonic() - started < 5
+    assert str(refused.value) == (f"cannot reach the Ray cluster at {address} (Connection refused): start it "
+                                  "(`ray start --head`, `ray up cluster.yaml`) or fix ray_address (MKT_RAY_ADDRESS)")
+
+
+@pytest.mark.parametrize("address", ["nonsense", "host:port", "ray://", "10.0.0.1:99999"])
+def test_a_ray_address_that_is_not_one_is_refused(address: str) -> None:
+    with pytest.raises(MktRayError, match=f"ray_address '{address}' is not host:port, ray://host:port, auto or local"):
+        check_ray_reachable(address)
+
+
+def test_a_listening_address_and_the_keywords_pass() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        check_ray_reachable(f"127.0.0.1:{server.getsockname()[1]}")
+        check_ray_reachable(f"ray://127.0.0.1:{server.getsockname()[1]}")
+    check_ray_reachable("auto")
+    check_ray_reachable("local")
