@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 
@@ -15,10 +14,8 @@ from mkt_ray.errors import MktRayError
 @pytest.mark.parametrize("form", ["127.0.0.1:{port}", "ray://127.0.0.1:{port}"])
 def test_a_ray_address_nothing_listens_at_is_refused_at_once(form: str) -> None:
     address = form.format(port=free_port())
-    started = time.monotonic()
     with pytest.raises(MktRayError) as refused:
         check_ray_reachable(address)
-    assert time.monotonic() - started < 5
     assert str(refused.value) == (f"cannot reach the Ray cluster at {address} (Connection refused): start it "
                                   "(`ray start --head`, `ray up cluster.yaml`) or fix ray_address (MKT_RAY_ADDRESS)")
 
