@@ -34,6 +34,7 @@ def _say(message: str) -> None:
 def run_up(args: argparse.Namespace) -> int:
     from actors.launcher import Platform
     from actors.preflight import check_port_free
+    from actors.supervise import MemberRestarts
 
     settings = load_settings(args.config)
     tenants = args.tenants or list(settings.tenants) or DEMO_TENANTS
@@ -57,8 +58,11 @@ def run_up(args: argparse.Namespace) -> int:
         _banner(platform, tenants, args)
         try:
             quality = _quality_schedule(platform)
+            restarts = MemberRestarts()
             while True:
                 time.sleep(args.status_every)
+                for line in restarts.check(platform.ingest):
+                    _say(line)
                 _status(platform)
                 _daily_quality_report(platform, quality)
         except (KeyboardInterrupt, SystemExit):
