@@ -373,4 +373,7 @@ def _quietly(step: Callable[[], object]) -> None:
     try:
         step()
     except Exception as exc:  # shutting down: report and go on with the next step
-        _say(f"while stopping: {type(exc).__name__}: {exc}")
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        # Ray's errors run to a dozen lines (actor ids, addresses); the first and last say what happened
+        told = " ... ".join(dict.fromkeys([lines[0], lines[-1]])) if lines else ""
+        _say(f"while stopping: {type(exc).__name__}: {told}")

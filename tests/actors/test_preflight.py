@@ -1,4 +1,5 @@
-"""Checks before anything slow starts: a Ray address nothing answers at fails in seconds, saying what to change."""
+"""Checks before anything slow starts (a Ray address nothing answers at fails in seconds, saying what to change),
+and how a failing step of stopping is told."""
 
 from __future__ import annotations
 
@@ -32,3 +33,17 @@ def test_a_listening_address_and_the_keywords_pass() -> None:
         check_ray_reachable(f"ray://127.0.0.1:{server.getsockname()[1]}")
     check_ray_reachable("auto")
     check_ray_reachable("local")
+
+
+def test_a_failing_stop_step_is_told_in_one_line_and_the_next_steps_run(capsys: pytest.CaptureFixture[str]) -> None:
+    from actors.launcher import _quietly
+
+    def died() -> None:
+        raise RuntimeError("The actor died unexpectedly.\n\tactor_id: 1f2e\n\tpid: 42\n\nOwner's node has crashed.")
+
+    ran = []
+    _quietly(died)
+    _quietly(lambda: ran.append(True))
+    assert capsys.readouterr().err == ("mkt-ray: while stopping: RuntimeError: The actor died unexpectedly. ... "
+                                       "Owner's node has crashed.\n")
+    assert ran == [True]
