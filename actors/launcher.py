@@ -246,8 +246,9 @@ class Platform:
         self._reaper.stop()
         self._lock.release()
 
-    def stats(self) -> dict[str, Any]:
-        """Counters summed over ingest actors; raises if a member's loop died, or the embedded broker."""
+    def stats(self, member_errors: bool = True) -> dict[str, Any]:
+        """Counters summed over ingest actors; raises if the embedded broker ended, or a member's loop died
+        (unless `member_errors` is False: a supervisor restarts those, actors/supervise.py)."""
         ended = self.broker.exited() if self.broker is not None else None
         if ended is not None:
             raise MktRayError(
@@ -256,7 +257,7 @@ class Platform:
                 f"go on (this run's warehouse and raw Parquet then move to {self.settings.data_dir / 'previous'})")
         parts = ray.get([a.stats.remote() for a in self.ingest])
         errors = [f"member {p['member']}: {p['error']}" for p in parts if p["error"]]
-        if errors:
+        if errors and member_errors:
             raise MktRayError("ingest failed: " + "; ".join(errors))
         total = BatchCounts()
         for p in parts:

@@ -94,7 +94,13 @@ def _banner(platform: Any, tenants: list[str], args: argparse.Namespace) -> None
 
 
 def _status(platform: Any) -> None:
-    stats = platform.stats()
+    import ray
+
+    try:
+        stats = platform.stats(member_errors=False)  # a member failing now is restarted at the next check
+    except (ray.exceptions.ActorUnavailableError, ray.exceptions.ActorDiedError) as exc:
+        _say(f"an ingest member is being restarted by Ray ({type(exc).__name__}); status at the next tick")
+        return
     kpis = platform.kpi_totals()
     backlog = platform.backlog()
     rss = _rss_mb(platform.broker.pid) if platform.broker else None
