@@ -47,5 +47,5 @@ class MemberRestarts:
             ray.get(member.__ray_ready__.remote(), timeout=self.ready_timeout_s)
             done.append(f"ingest member {index} stopped on {stats['error']}; restarted it ({len(recent)} of "
                         f"{self.limit} restarts allowed in {self.window_s / 60:g} min), going on from the last "
-                        "applied offsets")
+                        "applied offsets (the status line's counts start again; the warehouse totals go on)")
         return done
