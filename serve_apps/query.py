@@ -9,6 +9,7 @@ the whole API is one application on one port.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -159,6 +160,16 @@ async def export(request: Request, tenant: Tenant, dataset: Literal[DATASETS], p
 @api.get("/healthz", summary="liveness of the API replica")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@api.get("/readyz", summary="readiness: the warehouse answers a query within 5 s (503 otherwise)")
+async def readyz(request: Request) -> JSONResponse:
+    try:
+        await asyncio.wait_for(request.app.state.runner.query_arrow("SELECT 1 AS ok", {}), timeout=5.0)
+    except Exception as exc:  # any failure to answer is "not ready"; the reason goes to the log, not to callers
+        log.warning("readyz: the warehouse did not answer: %s: %s", type(exc).__name__, exc)
+        return JSONResponse({"status": "unavailable", "warehouse": "not answering"}, status_code=503)
+    return JSONResponse({"status": "ready", "warehouse": "ok"})
 
 
 @api.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)

@@ -136,6 +136,8 @@ def test_exports_stream_and_match(serve_api, fmt):
 
 def test_docs_health_and_limits(serve_api):
     assert httpx.get(f"{serve_api.url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{serve_api.url}/readyz")  # no token: probes carry none
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready", "warehouse": "ok"})
     spec = httpx.get(f"{serve_api.url}/openapi.json").json()
     assert "/v1/tenants/{tenant}/campaigns/performance" in spec["paths"]
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
