@@ -27,7 +27,6 @@ from ray.data.datasource import Datasource, ReadTask
 from mkt_ray.contract import USER_LEVEL_TYPES
 from mkt_ray.errors import InputError
 from mkt_ray.rawstore import raw_dataset, raw_filesystem, raw_partitioning
-from training._jobs import parse_day
 
 # Ray Data's default (at least 200 read blocks) costs seconds of task overhead on a small cluster, and the
 # journeys need the tenant's rows in one place anyway; a few blocks still read files in parallel.
@@ -46,6 +45,10 @@ class InputRange:
 
 
 def _iso_day(text: str | None, flag: str) -> str | None:
+    # imported here: the jobs' module brings the pipeline and the warehouse (0.4 s), which the read tasks of
+    # every Ray Data worker importing this module never use
+    from training._jobs import parse_day
+
     return parse_day(text, flag).isoformat() if text is not None else None
 
 
