@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -153,5 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mkt-ray: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("mkt-ray: interrupted", file=sys.stderr)
-        return 130
+        # Ctrl-C where no command stops gracefully, or again while `up` stops: leave at once. The watchdog child
+        # ends the broker and Ray's processes when this process is gone; Python's exit hooks are skipped, since
+        # Ray's, racing the watchdog, sometimes ended the process with status 1, and a further Ctrl-C broke them
+        print("mkt-ray: interrupted: leaving at once; what is still running ends with this process", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)

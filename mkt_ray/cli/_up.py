@@ -66,7 +66,7 @@ def run_up(args: argparse.Namespace) -> int:
                 _status(platform)
                 _daily_quality_report(platform, quality)
         except (KeyboardInterrupt, SystemExit):
-            _say("stopping (Ctrl-C) ...")
+            _say("stopping (Ctrl-C) ... (Ctrl-C again to leave at once)")
         finally:
             stop.set()
             if traffic is not None:

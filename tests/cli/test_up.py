@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -159,6 +160,31 @@ def test_a_killed_platform_leaves_nothing_behind(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+    left = _wait_all_gone(started, 30)
+    assert [Path(f"/proc/{p}/cmdline").read_text(errors="replace")[:80] for p in left] == []
+
+
+def test_ctrl_c_again_while_stopping_leaves_at_once_and_nothing_behind(tmp_path: Path) -> None:
+    """An impatient user: Ctrl-C, then three more while the platform stops. It leaves at once, says so, shows no
+    traceback (a later Ctrl-C used to break Ray's exit hook), and whatever ran ends with it."""
+    proc = _start_up(tmp_path, rate=100, status_every=60, port=free_port())
+    try:
+        _read_until(proc.stderr, "Ctrl-C stops everything", timeout=120)
+        time.sleep(2)  # let the watchdog see the agents Ray starts last
+        started = _descendants(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)
+        _read_until(proc.stderr, "stopping (Ctrl-C) ... (Ctrl-C again to leave at once)", timeout=30)
+        for _ in range(3):
+            time.sleep(0.5)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)
+        rest = _exit_output(proc, 90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, rest
+    assert "mkt-ray: interrupted: leaving at once; what is still running ends with this process" in rest
+    assert "Traceback" not in rest, rest
     left = _wait_all_gone(started, 30)
     assert [Path(f"/proc/{p}/cmdline").read_text(errors="replace")[:80] for p in left] == []
 
