@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -75,6 +76,17 @@ def _start_up(tmp_path: Path, rate: int, status_every: int, port: int) -> subpro
     )
 
 
+@contextlib.contextmanager
+def _running_up(tmp_path: Path, rate: int, status_every: int, port: int) -> Iterator[subprocess.Popen]:
+    """`_start_up`, killed on the way out if the test left it running (a failed assertion, a timeout)."""
+    proc = _start_up(tmp_path, rate, status_every, port)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def _exit_output(proc: subprocess.Popen, timeout: float) -> str:
     """The rest of stderr once `proc` exits; if it does not within `timeout`, its threads' stacks (SIGUSR1:
     faulthandler) and the output's tail are the failure message."""
@@ -114,8 +126,7 @@ def _wait_all_gone(pids: set[int], timeout_s: float) -> list[int]:
 def test_up_runs_traffic_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
     port = free_port()
     # traffic fast enough that batches are in flight when Ctrl-C comes
-    proc = _start_up(tmp_path, rate=2000, status_every=2, port=port)
-    try:
+    with _running_up(tmp_path, rate=2000, status_every=2, port=port) as proc:
         banner = _read_until(proc.stderr, "Ctrl-C stops everything", timeout=120)
         assert "Kafka bootstrap" in banner and "warehouse (chDB)" in banner and "raw Parquet" in banner
         assert f"http://127.0.0.1:{port}/docs" in banner
@@ -139,9 +150,6 @@ def test_up_runs_traffic_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> Non
         assert os.getpgid(brokers[0]) != os.getpgid(proc.pid)
         os.killpg(proc.pid, signal.SIGINT)
         rest = _exit_output(proc, 90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 0, rest
     assert "stopped; nothing left running" in rest and "(raylet)" not in rest  # no error line from Ray on the way
     assert "while stopping" not in rest and "Connection refused" not in rest, rest  # every step in order
@@ -149,17 +157,13 @@ def test_up_runs_traffic_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> Non
 
 
 def test_a_killed_platform_leaves_nothing_behind(tmp_path: Path) -> None:
-    proc = _start_up(tmp_path, rate=100, status_every=60, port=free_port())
-    try:
+    with _running_up(tmp_path, rate=100, status_every=60, port=free_port()) as proc:
         _read_until(proc.stderr, "Ctrl-C stops everything", timeout=120)
         time.sleep(2)  # let the watchdog see the agents Ray starts last
         started = _descendants(proc.pid)
         assert len(started) > 3  # broker, Ray's processes, the watchdog
         proc.kill()  # SIGKILL: no clean-up code runs in the driver
         proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     left = _wait_all_gone(started, 30)
     assert [Path(f"/proc/{p}/cmdline").read_text(errors="replace")[:80] for p in left] == []
 
@@ -167,8 +171,7 @@ def test_a_killed_platform_leaves_nothing_behind(tmp_path: Path) -> None:
 def test_ctrl_c_again_while_stopping_leaves_at_once_and_nothing_behind(tmp_path: Path) -> None:
     """An impatient user: Ctrl-C, then three more while the platform stops. It leaves at once, says so, shows no
     traceback (a later Ctrl-C used to break Ray's exit hook), and whatever ran ends with it."""
-    proc = _start_up(tmp_path, rate=100, status_every=60, port=free_port())
-    try:
+    with _running_up(tmp_path, rate=100, status_every=60, port=free_port()) as proc:
         _read_until(proc.stderr, "Ctrl-C stops everything", timeout=120)
         time.sleep(2)  # let the watchdog see the agents Ray starts last
         started = _descendants(proc.pid)
@@ -179,9 +182,6 @@ def test_ctrl_c_again_while_stopping_leaves_at_once_and_nothing_behind(tmp_path:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGINT)
         rest = _exit_output(proc, 90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 130, rest
     assert "mkt-ray: interrupted: leaving at once; what is still running ends with this process" in rest
     assert "Traceback" not in rest, rest
