@@ -64,7 +64,10 @@ def raw_filesystem(uri: str, create: bool = False) -> tuple[pafs.FileSystem, str
 def raw_store_exists(uri: str) -> bool:
     """Whether the store's root folder is there (an object store's prefix always is: an empty one lists
     nothing)."""
-    filesystem, root = raw_filesystem(uri)
+    return _root_exists(uri, *raw_filesystem(uri))
+
+
+def _root_exists(uri: str, filesystem: pafs.FileSystem, root: str) -> bool:
     return "://" in uri or filesystem.get_file_info(root).type == pafs.FileType.Directory
 
 
@@ -198,7 +201,7 @@ def raw_dataset(uri: str, key: bytes | None = None) -> ds.Dataset:
     import pyarrow.dataset as ds
 
     filesystem, root = raw_filesystem(uri)
-    if not raw_store_exists(uri):
+    if not _root_exists(uri, filesystem, root):
         return _empty_dataset()
     parquet = read_format(key) if key is not None else "parquet"
     try:
