@@ -5,7 +5,7 @@ events are valid, and the tenants' attribution engines) must be taken over as of
 stream replayed from there. Checkpoints are pickles named `_checkpoints/p{partition}/{offset:020d}.pkl` under the raw
 store URI (a local folder or s3://); names starting with `_` are ignored by Parquet dataset readers.
 
-They hold event and identity ids, so where the raw store is encrypted (`raw_store.encryption_key`) they
+They hold identity ids (event ids only as hashes), so where the raw store is encrypted (`raw_store.encryption_key`) they
 are sealed under the same key (AES-GCM, bound to their partition and offset). A checkpoint is a pickle,
 and loading one runs what it holds: with a key set, an unsealed one (written before encryption was
 turned on, or planted by someone without the key) is refused unless `raw_store.read_plain_checkpoints`

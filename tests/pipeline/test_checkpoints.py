@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mkt_ray.pipeline import PartitionState, drop_checkpoints_after, load_checkpoint, save_checkpoint
@@ -34,18 +35,28 @@ def test_checkpoints_ahead_of_the_ledger_are_dropped_and_keep_one_keeps_the_new_
 
 
 def _state(event_id: str) -> PartitionState:
+    """A state that accepted `event_id` and forgot the person `user_id:person-{event_id}` (whose id it keeps as a tombstone)."""
     state = PartitionState()
-    state.decoder.dedup.seen = {"acme": {event_id: 1_700_000_000_000}}
+    one = np.array(["acme"], object), np.array([event_id], object), np.array([1_700_000_000_000])
+    state.decoder.dedup.mark_duplicates(*one)
+    state.forget("acme", f"user_id:person-{event_id}", {})
     return state
+
+
+def _accepted(state: PartitionState) -> dict[str, int]:
+    """Which of the ids these tests use the state's dedup index holds, with their times."""
+    ids = ("ev-secret-41", "ev-older", "ev-before", "ev-after")
+    held = {event_id: state.decoder.dedup.accepted_at("acme", event_id) for event_id in ids}
+    return {event_id: ts for event_id, ts in held.items() if ts is not None}
 
 
 def test_sealed_checkpoints_open_only_with_their_key_and_name(tmp_path: Path) -> None:
     uri, key, other = str(tmp_path), os.urandom(32), os.urandom(32)
     save_checkpoint(uri, 2, 41, _state("ev-secret-41"), key=key)
     path = tmp_path / "_checkpoints" / "p2" / f"{41:020d}.pkl"
-    assert b"ev-secret-41" not in path.read_bytes()  # the ids are not readable on disk
+    assert b"person-ev-secret-41" not in path.read_bytes()  # the ids are not readable on disk
     offset, restored = load_checkpoint(uri, 2, at_most=100, key=key)
-    assert (offset, restored.decoder.dedup.seen) == (41, {"acme": {"ev-secret-41": 1_700_000_000_000}})
+    assert (offset, _accepted(restored)) == (41, {"ev-secret-41": 1_700_000_000_000})
     with pytest.raises(RawKeyError, match="is encrypted: configure raw_store.encryption_key"):
         load_checkpoint(uri, 2, at_most=100)
     with pytest.raises(RawKeyError, match="the configured key does not open it"):
@@ -60,20 +71,20 @@ def test_with_a_key_a_plain_checkpoint_is_refused_unless_allowed_and_then_sealed
     folder = tmp_path / "_checkpoints" / "p0"
     save_checkpoint(uri, 0, 4, _state("ev-older"))  # written while the store was not encrypted (or planted)
     save_checkpoint(uri, 0, 9, _state("ev-before"))
-    assert load_checkpoint(uri, 0, at_most=9)[1].decoder.dedup.seen == {"acme": {"ev-before": 1_700_000_000_000}}
+    assert _accepted(load_checkpoint(uri, 0, at_most=9)[1]) == {"ev-before": 1_700_000_000_000}
     with pytest.raises(RawKeyError, match=r"checkpoint p0/00000000000000000009 is not sealed .*read_plain_checkpoints"):
         load_checkpoint(uri, 0, at_most=9, key=key)  # a pickle nobody with the key vouches for
     restored = load_checkpoint(uri, 0, at_most=9, key=key, read_plain=True)  # the operator says it is theirs
-    assert restored[1].decoder.dedup.seen == {"acme": {"ev-before": 1_700_000_000_000}}
+    assert _accepted(restored[1]) == {"ev-before": 1_700_000_000_000}
     # both plain checkpoints are sealed in place: the next start needs no setting, and they open only with the key
     assert all(f.read_bytes().startswith(b"MKTSEAL1") for f in folder.glob("*.pkl")) and len(list(folder.glob("*.pkl"))) == 2
-    assert load_checkpoint(uri, 0, at_most=5, key=key)[1].decoder.dedup.seen == {"acme": {"ev-older": 1_700_000_000_000}}
+    assert _accepted(load_checkpoint(uri, 0, at_most=5, key=key)[1]) == {"ev-older": 1_700_000_000_000}
     with pytest.raises(RawKeyError, match="is encrypted"):
         load_checkpoint(uri, 0, at_most=9)
     save_checkpoint(uri, 0, 19, _state("ev-after"), key=key, keep=1)
     assert _offsets(tmp_path, 0) == [19]
-    assert b"ev-after" not in (folder / f"{19:020d}.pkl").read_bytes()
-    assert load_checkpoint(uri, 0, at_most=19, key=key)[1].decoder.dedup.seen == {"acme": {"ev-after": 1_700_000_000_000}}
+    assert b"person-ev-after" not in (folder / f"{19:020d}.pkl").read_bytes()
+    assert _accepted(load_checkpoint(uri, 0, at_most=19, key=key)[1]) == {"ev-after": 1_700_000_000_000}
 
 
 def test_a_plain_checkpoint_beside_sealed_ones_is_refused_even_when_allowed(tmp_path: Path) -> None:
