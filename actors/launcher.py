@@ -22,6 +22,7 @@ from actors.ingest import IngestActor
 from actors.preflight import check_port_free, check_ray_reachable
 from actors.shard import shard_names, start_shards
 from actors.store import start_store_actor
+from actors.supervise import RayNodeWatch, short_error
 from mkt_ray.embedded import (
     DataDirLock,
     EmbeddedBroker,
@@ -69,6 +70,7 @@ class Platform:
         self._direct_ingress = False
         self._saved_env: dict[str, str | None] = {}  # variables `_start_ray` changed, restored by `stop`
         self._reaper = Reaper()
+        self._ray_watch: RayNodeWatch | None = None  # the local Ray node this platform started
         self._lock = DataDirLock(settings.data_dir)  # one platform at a time per data folder
         self._suffix = uuid.uuid4().hex[:8]
 
@@ -197,6 +199,7 @@ class Platform:
             raise MktRayError(f"cannot join the Ray cluster at {address} ({exc}): is it a head node's GCS port "
                               "(6379 by default) or a Ray Client address (ray://host:10001)?") from None
         self._owns_ray = True
+        self._ray_watch = None if address else RayNodeWatch.of_local_ray()
         self.dashboard_url = f"http://{context.dashboard_url}" if context.dashboard_url else None
         self.say(f"Ray {ray.__version__} ({'cluster ' + self.settings.ray_address if self.settings.ray_address else 'local'})")
 
@@ -205,6 +208,8 @@ class Platform:
         # every member at once, within 30 s: one by one, each leaving the group would hand its partitions
         # to the others, which would restore them only to stop in turn
         stopping: list[ray.ObjectRef] = []
+        if self._ray_watch is not None and self._ray_watch.ended():  # no actor left to ask: only shut Ray down
+            self.ingest, self.deletion, self.shards, self.store = [], None, [], None
         for actor in self.ingest:
             _quietly(lambda a=actor: stopping.append(a.stop.remote()))
         deadline = time.monotonic() + 30
@@ -243,18 +248,26 @@ class Platform:
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
+        self._ray_watch = None
         self._reaper.stop()
         self._lock.release()
 
-    def stats(self, member_errors: bool = True) -> dict[str, Any]:
-        """Counters summed over ingest actors; raises if the embedded broker ended, or a member's loop died
-        (unless `member_errors` is False: a supervisor restarts those, actors/supervise.py)."""
+    def check_health(self) -> None:
+        """MktRayError, saying what ended and what is kept, if the embedded broker or the local Ray node ended."""
         ended = self.broker.exited() if self.broker is not None else None
         if ended is not None:
             raise MktRayError(
                 f"the embedded broker (pid {self.broker.pid}) {ended}\nIts topics lived in its memory: messages "
                 "not yet applied are gone; everything applied is in the warehouse and raw Parquet. Start again to "
                 f"go on (this run's warehouse and raw Parquet then move to {self.settings.data_dir / 'previous'})")
+        ended = self._ray_watch.ended() if self._ray_watch is not None else None
+        if ended is not None:
+            raise MktRayError(f"{ended}.\nEverything applied is in the warehouse and raw Parquet; start again to go on")
+
+    def stats(self, member_errors: bool = True) -> dict[str, Any]:
+        """Counters summed over ingest actors; raises if the embedded broker or Ray's node ended, or a member's
+        loop died (unless `member_errors` is False: a supervisor restarts those, actors/supervise.py)."""
+        self.check_health()
         parts = ray.get([a.stats.remote() for a in self.ingest])
         errors = [f"member {p['member']}: {p['error']}" for p in parts if p["error"]]
         if errors and member_errors:
@@ -374,7 +387,4 @@ def _quietly(step: Callable[[], object]) -> None:
     try:
         step()
     except Exception as exc:  # shutting down: report and go on with the next step
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        # Ray's errors run to a dozen lines (actor ids, addresses); the first and last say what happened
-        told = " ... ".join(dict.fromkeys([lines[0], lines[-1]])) if lines else ""
-        _say(f"while stopping: {type(exc).__name__}: {told}")
+        _say(f"while stopping: {short_error(exc)}")

@@ -1,4 +1,5 @@
-"""Restarting ingest members whose loop stopped on an error, for the long-running platform (`mkt-ray up`).
+"""Supervision for the long-running platform (`mkt-ray up`): restarting ingest members whose loop stopped on
+an error, and noticing that Ray's own processes on this machine ended.
 
 A member's loop stops on any error it cannot handle in place (a warehouse that refused an insert, a broken
 dependency) and reports it through `stats()`. Restarted, it joins the group again and goes on from the
@@ -9,13 +10,18 @@ any point), so a passing fault costs a replay, not the platform. One that keeps 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import ray
 
+from mkt_ray.embedded import descendants
 from mkt_ray.errors import MktRayError
+
+_RAY_NODE_PROCESSES = ("raylet", "gcs_server")  # without them no actor of this node runs, nor comes back
 
 
 class MemberRestarts:
@@ -33,8 +39,8 @@ class MemberRestarts:
         for member in members:
             try:
                 stats = ray.get(member.stats.remote(), timeout=30)
-            except (ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError):
-                continue  # restarting already, or busy: asked again at the next check
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                continue  # restarting already (a call in flight when it died fails so too), or busy: asked again
             if not stats["error"]:
                 continue
             index, now = stats["member"], self.clock()
@@ -49,3 +55,52 @@ class MemberRestarts:
                         f"{self.limit} restarts allowed in {self.window_s / 60:g} min), going on from the last "
                         "applied offsets (the status line's counts start again; the warehouse totals go on)")
         return done
+
+
+def short_error(exc: BaseException) -> str:
+    """The error's type and what it says on one line: Ray's errors run to a dozen lines (actor ids, addresses),
+    and their first and last say what happened."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: " + " ... ".join(dict.fromkeys([lines[0], lines[-1]])) if lines else type(exc).__name__
+
+
+def _name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _running(pid: int, started: str) -> bool:
+    """Whether `pid` is still the process that started at `started` and has not exited (a child that ended
+    stays in the process table as a zombie until its parent reaps it)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return fields[0] not in ("Z", "X") and fields[19] == started
+
+
+class RayNodeWatch:
+    """The Ray node this process started (`ray.init` without an address): its raylet and GCS server, by pid
+    and start time. When one of them ends (killed, out of memory), every actor is gone for good and each call
+    only says that an actor died; `ended()` says what ended and where Ray's logs are."""
+
+    def __init__(self, logs: str) -> None:
+        self.logs = logs
+        self.watched = {pid: (_name(pid), started) for pid, started in descendants(os.getpid()).items()
+                        if _name(pid) in _RAY_NODE_PROCESSES}
+
+    @classmethod
+    def of_local_ray(cls) -> RayNodeWatch:
+        node = getattr(ray._private.worker, "_global_node", None)  # no public API names the session's folder
+        logs = node.get_logs_dir_path() if node is not None else "/tmp/ray/session_latest/logs"
+        return cls(logs)
+
+    def ended(self) -> str | None:
+        """What of Ray's node ended, as a sentence; None while it runs."""
+        gone = [f"{name} (pid {pid})" for pid, (name, started) in self.watched.items() if not _running(pid, started)]
+        if not gone:
+            return None
+        return (f"Ray's node on this machine stopped: {' and '.join(gone)} ended (killed, or out of memory; "
+                f"Ray's logs: {self.logs}), and with it every actor")

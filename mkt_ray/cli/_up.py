@@ -61,6 +61,7 @@ def run_up(args: argparse.Namespace) -> int:
             restarts = MemberRestarts()
             while True:
                 time.sleep(args.status_every)
+                platform.check_health()  # the broker or Ray's node ended: stop, saying so
                 for line in restarts.check(platform.ingest):
                     _say(line)
                 _status(platform)

@@ -199,3 +199,22 @@ def test_a_taken_api_port_is_refused_before_anything_starts(tmp_path: Path) -> N
     assert proc.returncode != 0
     assert f"cannot serve the API on 127.0.0.1:{port}" in err and "MKT_SERVE_PORT" in err
     assert "broker" not in err  # refused before the platform started
+
+
+def test_rays_node_ending_under_the_platform_stops_it_saying_what_ended(tmp_path: Path) -> None:
+    """Ray's raylet killed (as the OOM killer would): every actor is gone with it. The platform says so at the
+    next status tick, with where Ray's logs are, exits 2 without a traceback, and leaves nothing behind."""
+    with _running_up(tmp_path, rate=100, status_every=2, port=free_port()) as proc:
+        _read_until(proc.stderr, "Ctrl-C stops everything", timeout=120)
+        time.sleep(2)  # let the watchdog see the agents Ray starts last
+        started = _descendants(proc.pid)
+        raylets = [p for p in started if Path(f"/proc/{p}/comm").read_text().strip() == "raylet"]
+        assert len(raylets) == 1
+        os.kill(raylets[0], signal.SIGKILL)
+        rest = _exit_output(proc, 90)
+    assert proc.returncode == 2, rest
+    assert re.search(rf"mkt-ray: error: Ray's node on this machine stopped: raylet \(pid {raylets[0]}\) ended \(killed, "
+                     r"or out of memory; Ray's logs: /\S+/logs\)", rest), rest
+    assert "Traceback" not in rest, rest
+    left = _wait_all_gone(started, 30)
+    assert [Path(f"/proc/{p}/cmdline").read_text(errors="replace")[:80] for p in left] == []
