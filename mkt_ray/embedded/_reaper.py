@@ -4,7 +4,7 @@
 (SIGKILL, OOM), some of them (Ray's dashboard and runtime-env agents) live on. The reaper is a small
 child process the kernel signals when the driver dies (PR_SET_PDEATHSIG). It keeps a snapshot of the
 driver's descendants, refreshed every second, and on that signal ends each one that is still the same
-process (same start time). A clean stop ends the reaper first, so it does nothing.
+process (same start time), saying so on stderr. A clean stop ends the reaper first, so it does nothing.
 """
 
 from __future__ import annotations
@@ -53,11 +53,25 @@ def descendants(root: int) -> dict[int, str]:
     return found
 
 
-def _end(snapshot: dict[int, str]) -> None:
+def _name(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def _end(snapshot: dict[int, str], driver: int) -> None:
     def same(pid: int) -> bool:
         entry = _process_table().get(pid)
         return entry is not None and entry[1] == snapshot[pid]
 
+    left = [p for p in snapshot if same(p)]
+    if left:  # on stderr, shared with the driver: the user sees why the platform's processes go away
+        names = [_name(p) for p in left]
+        workers = sum(name.startswith("ray::") for name in names)
+        told = sorted({name for name in names if not name.startswith("ray::")}) + ([f"{workers} Ray worker(s)"] if workers else [])
+        print(f"mkt-ray: watchdog: process {driver} ended without stopping what it started; ending {len(left)} "
+              f"process(es) it left: {', '.join(told)}", file=sys.stderr, flush=True)
     for sig, wait in ((signal.SIGTERM, _GRACE_S), (signal.SIGKILL, 0.0)):
         for pid in [p for p in snapshot if same(p)]:
             try:
@@ -83,7 +97,7 @@ def main(argv: list[str]) -> int:
     while not dead and os.getppid() == driver:
         snapshot = {p: t for p, t in descendants(driver).items() if p != me}
         time.sleep(_POLL_S)
-    _end(snapshot)
+    _end(snapshot, driver)
     return 0
 
 
