@@ -22,17 +22,19 @@ from mkt_ray.kernels._jit import jit
 
 ARENA_USED, LIVE, DELETED, FREED, SLOTS_USED, GARBAGE = range(6)  # `SlotTable.counters`
 _FNV_OFFSET, _FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
+# small to start with (~7 KB): a tenant has several tables on its partition, and most tenants are small
+_SLOTS = 64
 
 
 @dataclass
 class SlotTable:
     """Interns byte strings as integer slots."""
 
-    arena: np.ndarray = field(default_factory=lambda: np.zeros(1 << 16, np.uint8))
-    start: np.ndarray = field(default_factory=lambda: np.zeros(1024, np.int64))
-    length: np.ndarray = field(default_factory=lambda: np.full(1024, -1, np.int64))
-    table: np.ndarray = field(default_factory=lambda: np.zeros(4096, np.int64))
-    free: np.ndarray = field(default_factory=lambda: np.zeros(1024, np.int64))
+    arena: np.ndarray = field(default_factory=lambda: np.zeros(1 << 12, np.uint8))
+    start: np.ndarray = field(default_factory=lambda: np.zeros(_SLOTS, np.int64))
+    length: np.ndarray = field(default_factory=lambda: np.full(_SLOTS, -1, np.int64))
+    table: np.ndarray = field(default_factory=lambda: np.zeros(4 * _SLOTS, np.int64))
+    free: np.ndarray = field(default_factory=lambda: np.zeros(_SLOTS, np.int64))
     counters: np.ndarray = field(default_factory=lambda: np.zeros(6, np.int64))
 
     @property
@@ -78,7 +80,7 @@ class SlotTable:
             self.start, self.free = _grown(self.start, size, 0), _grown(self.free, size, 0)
             self.length = _grown(self.length, size, -1)
         if 2 * (c[LIVE] + c[DELETED] + keys) > len(self.table):
-            size = 1 << max(12, int(4 * (c[LIVE] + keys)).bit_length())
+            size = 1 << max(8, int(4 * (c[LIVE] + keys)).bit_length())
             self.table = _rehashed(size, self.arena, self.start, self.length, c)
 
 

@@ -10,7 +10,7 @@ from mkt_ray.contract._columns import utf8_buffers
 from mkt_ray.contract._groups import group_column
 
 _NO_WATERMARK = np.iinfo(np.int64).min
-_MIN_SLOTS = 1024
+_MIN_SLOTS = 64  # 1.5 KB: a tenant with few events costs little
 # A table is rebuilt, without the ids that left the window, before a batch would fill more than 80% of its
 # slots, and sized so they fill at most half: each insert moves 1-2 entries over time, and in a steady
 # state the table is under 50 bytes a live id (benchmarks/dedup.py)
