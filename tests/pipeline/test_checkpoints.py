@@ -6,6 +6,7 @@ the operator allows it and the partition has no sealed one, and is then sealed i
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +105,14 @@ def test_reading_plain_checkpoints_is_a_setting(monkeypatch: pytest.MonkeyPatch)
     assert load_settings().raw_store.read_plain_checkpoints is False
     monkeypatch.setenv("MKT_RAW_STORE__READ_PLAIN_CHECKPOINTS", "true")
     assert load_settings().raw_store.read_plain_checkpoints is True
+
+
+def test_a_small_tenant_costs_tens_of_kilobytes_of_state() -> None:
+    """A partition may carry hundreds of tenants with few events each: each tenant's share of the state (its
+    attribution engine and dedup table, as checkpointed) starts small and grows with its own traffic."""
+    state, tenants = PartitionState(), [f"t{i}" for i in range(200)]
+    for tenant in tenants:
+        state.engine(tenant, {})
+        state.decoder.dedup.mark_duplicates(np.array([tenant], object), np.array(["ev-1"], object), np.array([1]))
+    per_tenant = len(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)) / len(tenants)
+    assert per_tenant < 48_000, per_tenant  # was ~510 KB
