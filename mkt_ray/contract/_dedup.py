@@ -31,9 +31,26 @@ class _TenantIds:
     filled: int = 0
     watermark: int = _NO_WATERMARK
 
+    def entries(self) -> np.ndarray:
+        """The filled slots' rows (hash halves, time), in hash order: what the table holds, whatever its layout."""
+        used = self.table[self.table[:, 1] != 0]
+        return used[np.lexsort((used[:, 1], used[:, 0]))]
+
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, _TenantIds) and (self.filled, self.watermark) == (other.filled, other.watermark)
-                and np.array_equal(self.table, other.table))
+                and np.array_equal(self.entries(), other.entries()))
+
+    def __getstate__(self) -> dict:
+        """Pickled without its empty slots (a checkpoint 20-50% smaller); the table is rebuilt on loading."""
+        return {"entries": self.table[self.table[:, 1] != 0], "slots": len(self.table), "watermark": self.watermark}
+
+    def __setstate__(self, state: dict) -> None:
+        if "table" in state:  # pickled whole, by the first version of this class
+            self.__dict__.update(state)
+            return
+        entries = state["entries"]
+        self.table, self.filled = _kernels().rebuilt(entries, _NO_WATERMARK, state["slots"])
+        self.watermark = state["watermark"]
 
     def make_room(self, arriving: int, window_ms: int) -> None:
         if self.filled + arriving <= _FULL * len(self.table):
