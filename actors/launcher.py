@@ -282,7 +282,7 @@ class Platform:
         for p in parts:
             for phase, seconds in p["phase_s"].items():
                 phases[phase] = phases.get(phase, 0.0) + seconds
-        return {**total.as_dict(), "first_consumed_ms": min(firsts, default=None),
+        return {**total.as_dict(), "member_pids": [p["pid"] for p in parts], "first_consumed_ms": min(firsts, default=None),
                 "last_applied_ms": max(lasts, default=None), "latency_ms": latency,
                 "phase_s": {k: round(v, 3) for k, v in sorted(phases.items(), key=lambda kv: -kv[1])}}
 

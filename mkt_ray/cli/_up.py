@@ -105,13 +105,15 @@ def _status(platform: Any) -> None:
     kpis = platform.kpi_totals()
     backlog = platform.backlog()
     rss = _rss_mb(platform.broker.pid) if platform.broker else None
+    members = [] if platform.settings.ray_address else [_rss_mb(pid) for pid in stats["member_pids"]]  # local Ray only
     per_tenant = "; ".join(f"{t}: {k['impressions']:,} impr, {k['clicks']:,} clicks, {k['conversions']:,} conv, "
                            f"${k['revenue']:,.0f} rev" for t, k in kpis.items())
     _say(
         f"read {stats['read']:,}  valid {stats['valid']:,}  quarantined {stats['quarantined']:,}  "
         f"duplicate {stats['duplicate']:,}" + _latency(stats)
         + ("  backlog ? (Kafka did not answer)" if backlog is None else f"  backlog {backlog:,}")
-        + (f"  broker RSS {rss:.0f} MB" if rss else "") + f"\n    {per_tenant}"
+        + (f"  broker RSS {rss:.0f} MB" if rss else "")
+        + (f"  members RSS {sum(members):,.0f} MB" if members and None not in members else "") + f"\n    {per_tenant}"
     )
 
 

@@ -132,8 +132,8 @@ def test_up_runs_traffic_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> Non
         assert f"http://127.0.0.1:{port}/docs" in banner
         assert "is ready at" not in banner  # Serve's line naming its proxy's port, which is not the API's
         status = _read_until(proc.stderr, "valid", timeout=60)
-        assert re.search(r"mkt-ray: read [\d,]+  valid [\d,]+  quarantined [\d,]+  duplicate [\d,]+.*  backlog [\d,]+  ",
-                         status), status
+        assert re.search(r"mkt-ray: read [\d,]+  valid [\d,]+  quarantined [\d,]+  duplicate [\d,]+.*  backlog [\d,]+  "
+                         r"broker RSS \d+ MB  members RSS [\d,]+ MB\n", status), status
         # the API replica itself answers on the port (Serve's direct ingress), not Serve's proxy
         assert "ServeReplica:mkt-api:QueryApi" in _listener(port)
         token = issue_token(DEV_API_SECRET, DEMO_TENANTS[0], "cmo")
