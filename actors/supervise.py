@@ -13,12 +13,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import ray
 
-from mkt_ray.embedded import descendants
+from mkt_ray.embedded import descendants, process_name, still_running
 from mkt_ray.errors import MktRayError
 
 _RAY_NODE_PROCESSES = ("raylet", "gcs_server")  # without them no actor of this node runs, nor comes back
@@ -64,23 +63,6 @@ def short_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: " + " ... ".join(dict.fromkeys([lines[0], lines[-1]])) if lines else type(exc).__name__
 
 
-def _name(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _running(pid: int, started: str) -> bool:
-    """Whether `pid` is still the process that started at `started` and has not exited (a child that ended
-    stays in the process table as a zombie until its parent reaps it)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return False
-    return fields[0] not in ("Z", "X") and fields[19] == started
-
-
 class RayNodeWatch:
     """The Ray node this process started (`ray.init` without an address): its raylet and GCS server, by pid
     and start time. When one of them ends (killed, out of memory), every actor is gone for good and each call
@@ -88,8 +70,8 @@ class RayNodeWatch:
 
     def __init__(self, logs: str) -> None:
         self.logs = logs
-        self.watched = {pid: (_name(pid), started) for pid, started in descendants(os.getpid()).items()
-                        if _name(pid) in _RAY_NODE_PROCESSES}
+        self.watched = {pid: (process_name(pid), started) for pid, started in descendants(os.getpid()).items()
+                        if process_name(pid) in _RAY_NODE_PROCESSES}
 
     @classmethod
     def of_local_ray(cls) -> RayNodeWatch:
@@ -99,7 +81,7 @@ class RayNodeWatch:
 
     def ended(self) -> str | None:
         """What of Ray's node ended, as a sentence; None while it runs."""
-        gone = [f"{name} (pid {pid})" for pid, (name, started) in self.watched.items() if not _running(pid, started)]
+        gone = [f"{name} (pid {pid})" for pid, (name, started) in self.watched.items() if not still_running(pid, started)]
         if not gone:
             return None
         return (f"Ray's node on this machine stopped: {' and '.join(gone)} ended (killed, or out of memory; "

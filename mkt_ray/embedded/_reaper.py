@@ -53,21 +53,31 @@ def descendants(root: int) -> dict[int, str]:
     return found
 
 
-def _name(pid: int) -> str:
+def process_name(pid: int) -> str:
+    """The process's short name (its `comm`, at most 15 characters); "?" once it is gone."""
     try:
         return (Path("/proc") / str(pid) / "comm").read_text().strip()
     except OSError:
         return "?"
 
 
+def still_running(pid: int, started: str) -> bool:
+    """Whether `pid` is still the process that started at `started` and has not exited (a child that ended
+    stays in the process table as a zombie until its parent reaps it)."""
+    try:
+        fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return fields[0] not in ("Z", "X") and fields[19] == started
+
+
 def _end(snapshot: dict[int, str], driver: int) -> None:
     def same(pid: int) -> bool:
-        entry = _process_table().get(pid)
-        return entry is not None and entry[1] == snapshot[pid]
+        return still_running(pid, snapshot[pid])
 
     left = [p for p in snapshot if same(p)]
     if left:  # on stderr, shared with the driver: the user sees why the platform's processes go away
-        names = [_name(p) for p in left]
+        names = [process_name(p) for p in left]
         workers = sum(name.startswith("ray::") for name in names)
         told = sorted({name for name in names if not name.startswith("ray::")}) + ([f"{workers} Ray worker(s)"] if workers else [])
         print(f"mkt-ray: watchdog: process {driver} ended without stopping what it started; ending {len(left)} "
