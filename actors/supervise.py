@@ -49,11 +49,24 @@ class MemberRestarts:
                                   f"the last time: {stats['error']}")
             self._restarted[index] = recent
             ray.kill(member, no_restart=False)  # Ray starts it again under the same handle
-            ray.get(member.__ray_ready__.remote(), timeout=self.ready_timeout_s)
+            self._wait_ready(member)
             done.append(f"ingest member {index} stopped on {stats['error']}; restarted it ({len(recent)} of "
                         f"{self.limit} restarts allowed in {self.window_s / 60:g} min), going on from the last "
                         "applied offsets (the status line's counts start again; the warehouse totals go on)")
         return done
+
+    def _wait_ready(self, member: Any) -> None:
+        """Until the restarted member answers; a call that meets the restart itself fails as unavailable
+        ("the actor was restarted") and is made again."""
+        deadline = time.monotonic() + self.ready_timeout_s
+        while True:
+            try:
+                ray.get(member.__ray_ready__.remote(), timeout=max(1.0, deadline - time.monotonic()))
+                return
+            except ray.exceptions.ActorUnavailableError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
 
 def short_error(exc: BaseException) -> str:
