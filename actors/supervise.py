@@ -83,8 +83,8 @@ class RayNodeWatch:
 
     def __init__(self, logs: str) -> None:
         self.logs = logs
-        self.watched = {pid: (process_name(pid), started) for pid, started in descendants(os.getpid()).items()
-                        if process_name(pid) in _RAY_NODE_PROCESSES}
+        named = {pid: (process_name(pid), started) for pid, started in descendants(os.getpid()).items()}
+        self.watched = {pid: entry for pid, entry in named.items() if entry[0] in _RAY_NODE_PROCESSES}
 
     @classmethod
     def of_local_ray(cls) -> RayNodeWatch:

@@ -15,6 +15,7 @@ _MIN_SLOTS = 64  # 1.5 KB: a tenant with few events costs little
 # slots, and sized so they fill at most half: each insert moves 1-2 entries over time, and in a steady
 # state the table is under 50 bytes a live id (benchmarks/dedup.py)
 _FULL, _ROOMY = 0.8, 0.5
+_HASH, _LOW, _TS = 0, 1, 2  # a table row's columns as mkt_ray.kernels.dedup lays them out (HASH, LOW, TS); LOW 0 = empty
 
 
 def _kernels():  # imported on first use: numba's import (0.5 s) is paid only by processes that decode events
@@ -31,10 +32,13 @@ class _TenantIds:
     filled: int = 0
     watermark: int = _NO_WATERMARK
 
+    def _filled_rows(self) -> np.ndarray:
+        return self.table[self.table[:, _LOW] != 0]
+
     def entries(self) -> np.ndarray:
         """The filled slots' rows (hash halves, time), in hash order: what the table holds, whatever its layout."""
-        used = self.table[self.table[:, 1] != 0]
-        return used[np.lexsort((used[:, 1], used[:, 0]))]
+        used = self._filled_rows()
+        return used[np.lexsort((used[:, _LOW], used[:, _HASH]))]
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, _TenantIds) and (self.filled, self.watermark) == (other.filled, other.watermark)
@@ -42,14 +46,10 @@ class _TenantIds:
 
     def __getstate__(self) -> dict:
         """Pickled without its empty slots (a checkpoint 20-50% smaller); the table is rebuilt on loading."""
-        return {"entries": self.table[self.table[:, 1] != 0], "slots": len(self.table), "watermark": self.watermark}
+        return {"entries": self._filled_rows(), "slots": len(self.table), "watermark": self.watermark}
 
     def __setstate__(self, state: dict) -> None:
-        if "table" in state:  # pickled whole, by the first version of this class
-            self.__dict__.update(state)
-            return
-        entries = state["entries"]
-        self.table, self.filled = _kernels().rebuilt(entries, _NO_WATERMARK, state["slots"])
+        self.table, self.filled = _kernels().rebuilt(state["entries"], _NO_WATERMARK, state["slots"])
         self.watermark = state["watermark"]
 
     def make_room(self, arriving: int, window_ms: int) -> None:
@@ -57,7 +57,7 @@ class _TenantIds:
             return
         horizon = self.watermark - window_ms if self.watermark != _NO_WATERMARK else _NO_WATERMARK
         table = self.table
-        live = int(np.count_nonzero((table[:, 1] != 0) & (table[:, 2] >= horizon)))
+        live = int(np.count_nonzero((table[:, _LOW] != 0) & (table[:, _TS] >= horizon)))
         slots = max(_MIN_SLOTS, int((live + arriving) / _ROOMY) + 1)
         self.table, self.filled = _kernels().rebuilt(table, horizon, slots)
 
@@ -113,7 +113,7 @@ class DedupIndex:
         kernels = _kernels()
         first, second = kernels.hash_texts(*utf8_buffers([event_id]))[0]
         slot = kernels.probe(ids.table, first, second | 1)
-        return int(ids.table[slot, 2]) if ids.table[slot, 1] != 0 else None
+        return int(ids.table[slot, _TS]) if ids.table[slot, _LOW] != 0 else None
 
     def __len__(self) -> int:
         """Ids held, including any older than the window not yet dropped."""
@@ -138,7 +138,8 @@ class DedupIndex:
     def _restore(self, tenant: str, event_ids: list[str], ts_ms: np.ndarray, watermark: int) -> None:
         ids = self.tenants.setdefault(tenant, _TenantIds())
         ids.make_room(len(event_ids), self.window_ms)
-        hashes = _kernels().hash_texts(*utf8_buffers(event_ids))
-        _, filled, _ = _kernels().mark_in_order(ids.table, hashes, ts_ms, _NO_WATERMARK, 0)
+        kernels = _kernels()
+        _, filled, _ = kernels.mark_in_order(ids.table, kernels.hash_texts(*utf8_buffers(event_ids)), ts_ms,
+                                             _NO_WATERMARK, 0)
         ids.filled += filled
         ids.watermark = int(watermark)
